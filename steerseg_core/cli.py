@@ -1,0 +1,44 @@
+"""`python -m steerseg_core ...`: every subcommand of the library in one entry point.
+
+Each subcommand lives in the module that owns its work and exposes ``add_parser(subparsers)``;
+the parser it adds sets ``func(args) -> int``. Errors that are the user's (``SteerSegError``)
+print one line and exit non-zero; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import SteerSegError
+
+# Modules that contribute subcommands (each has add_parser(subparsers)).
+COMMAND_MODULES = (
+    "steerseg_core.tiny_models",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m steerseg_core",
+        description="SteerSeg: segment the object a sentence refers to in a video, and see why.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SteerSegError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,52 @@
+"""Shared test fixtures: offline environment, the real clips in ../shared/data, tiny models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("STEERSEG_TEST_DATA", ROOT.parent / "shared" / "data"))
+DAVIS = DATA / "davis2016"
+
+
+def davis_frames(seq: str) -> Path:
+    return DAVIS / "JPEGImages" / "480p" / seq
+
+
+def davis_masks(seq: str) -> Path:
+    return DAVIS / "Annotations" / "480p" / seq
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"real test data missing at {DATA} (see DESIGN.md)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make-tiny-models` output, built once per test session (random weights, offline)."""
+    from steerseg_core.tiny_models import make_tiny_models
+
+    out = tmp_path_factory.mktemp("tiny_models")
+    make_tiny_models(out)
+    return out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

@@ -1,0 +1,1 @@
+"""Gradio UI: one module per tab. Only this package and app.py import gradio."""
