@@ -103,6 +103,7 @@ class GroundingResult:
     layers: tuple[int, int]
     layer_summaries: dict[str, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    soft_prompts_label: str = "none"
 
     @property
     def reasoning(self) -> str:

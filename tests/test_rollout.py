@@ -1,0 +1,92 @@
+"""Rollout from captured Q/K (vector chain, chunked) equals the dense textbook computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from steerseg_core import rollout
+from steerseg_core.lvlm import load_adapter
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_models):
+    return load_adapter(str(tiny_models / "qwen2_5_vl"))
+
+
+def _set_text_attention(adapter, name: str) -> None:
+    adapter.text_config._attn_implementation = name
+    for layer in adapter.decoder_layers():
+        layer.self_attn.config._attn_implementation = name
+
+
+def _dense_reference(adapter, prepared, soft, lo, hi):
+    """Full eager attentions (B, H, N, N) per layer, then explicit matrix products."""
+    _set_text_attention(adapter, "eager")
+    try:
+        with torch.no_grad(), adapter.soft_prompts_active(prepared, soft):
+            out = adapter.model(**prepared.model_inputs, use_cache=False, output_attentions=True)
+    finally:
+        _set_text_attention(adapter, rollout.ATTN_IMPLEMENTATION)
+    return rollout.dense_rollout_row(out.attentions[lo:hi + 1])
+
+
+def _ours(adapter, prepared, soft, lo, hi, chunk):
+    with torch.no_grad(), rollout.capturing(adapter.attention_modules(lo, hi)) as cap:
+        adapter.forward(prepared, soft)
+    return rollout.rollout_row(cap.ordered(), -1, chunk).row
+
+
+@pytest.mark.parametrize("video", [False, True])
+@pytest.mark.parametrize("chunk", [7, 256])
+def test_rollout_matches_dense(adapter, video, chunk):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (4, 90, 140, 3), dtype=np.uint8)
+    text = "Expression: the dog on the left\n\nWhat is the main object?"
+    prepared = (adapter.build_video(frames, text, 24, fps=4.0) if video
+                else adapter.build_frames(frames[:2], text, 24))
+    prepared = adapter.splice_placeholders(prepared, 5)
+    soft = torch.randn(5, adapter.hidden_size) * 0.5
+    tokens, _ = adapter.generate(prepared, 1, soft)
+    full = prepared.with_appended_tokens(tokens[:, :1])
+    lo, hi = 2, adapter.num_layers - 1
+    ours = _ours(adapter, full, soft, lo, hi, chunk)
+    ref = _dense_reference(adapter, full, soft, lo, hi)
+    assert ours.shape == ref.shape == (full.batch_size, full.length)
+    assert torch.allclose(ours, ref, atol=1e-5), float((ours - ref).abs().max())
+    # rows of a product of row-stochastic matrices stay stochastic
+    assert torch.allclose(ours.sum(-1), torch.ones(ours.shape[0]), atol=1e-5)
+
+
+def test_capture_keeps_only_qk_not_attention_matrices(adapter):
+    frames = np.zeros((1, 56, 56, 3), dtype=np.uint8)
+    prepared = adapter.build_frames(frames, "Expression: x", 16)
+    with torch.no_grad(), rollout.capturing(adapter.attention_modules(3, 5)) as cap:
+        adapter.forward(prepared)
+    recs = cap.ordered()
+    assert len(recs) == 3
+    n = prepared.length
+    for rec in recs:
+        assert rec.query.shape[-2] == n and rec.key.shape[-2] == n
+        assert rec.query.dim() == 4 and rec.query.shape[-1] < n  # (B, H, N, D): no N×N tensor kept
+
+
+def test_rollout_is_differentiable(adapter):
+    frames = np.random.default_rng(1).integers(0, 255, (1, 84, 84, 3), dtype=np.uint8)
+    prepared = adapter.splice_placeholders(adapter.build_frames(frames, "Expression: a cat", 16), 3)
+    soft = torch.randn(3, adapter.hidden_size, requires_grad=True)
+    full = prepared.with_appended_tokens(torch.tensor([[5]]))
+    with rollout.capturing(adapter.attention_modules(2, 5)) as cap:
+        adapter.forward(full, soft)
+    row = rollout.rollout_row(cap.ordered(), -1, chunk=4).row
+    row[:, full.visual_positions].sum().backward()
+    assert soft.grad is not None and soft.grad.abs().sum() > 0
+    assert all(p.grad is None for p in adapter.model.parameters())
+
+
+def test_normalise_maps_range_and_constant():
+    maps = torch.tensor([[[1.0, 3.0], [2.0, 5.0]], [[2.0, 2.0], [2.0, 2.0]]])
+    out = rollout.normalise_maps(maps, 2)
+    assert out[0].min() == 0 and out[0].max() == 1
+    assert torch.all(out[1] == 0)
