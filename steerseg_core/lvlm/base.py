@@ -213,7 +213,8 @@ class HFAdapter:
         """Greedy decoding. Returns the new token ids (B, k) and their decoded texts."""
         with torch.inference_mode(), self.soft_prompts_active(prepared, soft):
             out = self.model.generate(**prepared.model_inputs, max_new_tokens=max_new_tokens,
-                                      do_sample=False, num_beams=1, pad_token_id=self.placeholder_id)
+                                      do_sample=False, num_beams=1, pad_token_id=self.placeholder_id,
+                                      suppress_tokens=self.structural_token_ids() or None)
         new = out[:, prepared.length:]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return new, texts
@@ -221,6 +222,14 @@ class HFAdapter:
     def forward(self, prepared: PreparedInputs, soft: torch.Tensor | None = None):
         with self.soft_prompts_active(prepared, soft):
             return self.model(**prepared.model_inputs, use_cache=False, logits_to_keep=1)
+
+    def structural_token_ids(self) -> list[int]:
+        """Token ids a response must never contain (vision placeholders and markers): a response
+        token equal to one would corrupt the forward pass over prompt + q."""
+        cfg = self.model.config
+        names = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id",
+                 "image_token_index", "video_token_index")
+        return sorted({int(getattr(cfg, n)) for n in names if getattr(cfg, n, None) is not None})
 
     # -- family specifics ----------------------------------------------------------------------
     def build_frames(self, frames: np.ndarray, text: str, max_tokens: int) -> PreparedInputs:

@@ -1,0 +1,175 @@
+"""SteerSeg end to end: grounding + segmentation → SegmentationResult, as one call or in stages.
+
+The stages are separate so the app can re-pick a candidate, change α or add a correcting click
+without recomputing the LVLM part: ``ground`` → ``segment`` (candidates + scores) → ``choose`` /
+``rescore`` / ``refine`` on the result. Loaded models are cached per configuration and shared by
+every pipeline in the process (the app builds one per request).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .config import GroundingConfig, SteerSegConfig
+from .errors import InputError, OutOfMemoryError
+from .types import Clip, GroundingResult, SegmentationResult, Tracklet
+
+Progress = Callable[[str, float], None]
+
+_CACHE: dict[tuple, Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _grounder_key(cfg: GroundingConfig) -> tuple:
+    return ("grounder", cfg.backbone, cfg.device, cfg.dtype, cfg.soft_prompts, cfg.n_prompts)
+
+
+def cached_grounder(cfg: GroundingConfig):
+    """A Grounder for this configuration, loaded once per process. Its per-call options
+    (T_f, T_v, layers, CoT/soft prompts on or off) come from ``cfg`` on every call."""
+    from .config import resolve_layers
+    from .grounding import Grounder
+
+    key = _grounder_key(cfg)
+    with _CACHE_LOCK:
+        g = _CACHE.get(key)
+        if g is None:
+            g = Grounder.from_config(cfg)
+            _CACHE[key] = g
+    g.config = cfg
+    g.layers = resolve_layers(cfg.layers, g.adapter.num_layers)
+    return g
+
+
+def cached_sam2(spec: str, device: str = "auto"):
+    from .segment import build_sam2
+
+    key = ("sam2", spec, device)
+    with _CACHE_LOCK:
+        backend = _CACHE.get(key)
+        if backend is None:
+            backend = build_sam2(spec, device)
+            _CACHE[key] = backend
+    return backend
+
+
+def clear_model_cache() -> None:
+    """Drop every cached model and free device memory (after an out-of-memory error)."""
+    import torch
+
+    with _CACHE_LOCK:
+        _CACHE.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _oom_guard(fn: Callable[[], Any], what: str) -> Any:
+    import torch
+
+    try:
+        return fn()
+    except torch.OutOfMemoryError as err:
+        clear_model_cache()
+        raise OutOfMemoryError(f"out of memory during {what}: try fewer keyframes (T_f), a smaller "
+                               "frame token budget, a shorter clip or a smaller SAM2 model") from err
+
+
+class SteerSeg:
+    """The whole method. ``SteerSeg(config).run(clip, expression)`` is all most users need."""
+
+    def __init__(self, config: SteerSegConfig | None = None) -> None:
+        self.config = config or SteerSegConfig()
+
+    # -- stages ------------------------------------------------------------------------------
+    def ground(self, clip: Clip, expression: str, progress: Progress | None = None) -> GroundingResult:
+        g = _oom_guard(lambda: cached_grounder(self.config.grounding), "model loading")
+        return _oom_guard(lambda: g.ground(clip, expression, progress), "grounding")
+
+    def segment(self, clip: Clip, grounding: GroundingResult,
+                progress: Progress | None = None) -> tuple[list[Tracklet], dict[str, float]]:
+        """Candidate tracklets from the keyframe points, each scored; plus stage timings."""
+        from .segment import generate_candidates, score_tracklets
+
+        seg = self.config.segment
+        backend = _oom_guard(lambda: cached_sam2(seg.sam2, seg.device), "SAM2 loading")
+        t0 = time.perf_counter()
+        tracklets = _oom_guard(lambda: generate_candidates(backend, clip, grounding, seg, progress),
+                               "SAM2 propagation")
+        t1 = time.perf_counter()
+        if progress:
+            progress("scoring", 0.0)
+        scored = score_tracklets(tracklets, grounding, seg.alpha)
+        t2 = time.perf_counter()
+        return scored, {"sam2_candidates_and_propagation": t1 - t0, "scoring": t2 - t1}
+
+    def assemble(self, clip: Clip, grounding: GroundingResult, tracklets: list[Tracklet],
+                 timings: dict[str, float]) -> SegmentationResult:
+        from .segment import select_best
+
+        if not tracklets:
+            raise InputError("no candidate tracklets were produced")
+        all_timings = {**{f"grounding_{k}": v for k, v in grounding.timings.items()}, **timings}
+        return SegmentationResult(clip_source=clip.source, expression=grounding.expression,
+                                  grounding=grounding, tracklets=tuple(tracklets),
+                                  chosen=select_best(tracklets), config=self.config.to_dict(),
+                                  timings=all_timings)
+
+    def run(self, clip: Clip, expression: str, progress: Progress | None = None) -> SegmentationResult:
+        t0 = time.perf_counter()
+        grounding = self.ground(clip, expression, progress)
+        tracklets, timings = self.segment(clip, grounding, progress)
+        result = self.assemble(clip, grounding, tracklets, timings)
+        result.timings["total"] = time.perf_counter() - t0
+        return result
+
+    # -- cheap re-decisions on a finished result ------------------------------------------------
+    @staticmethod
+    def choose(result: SegmentationResult, index: int) -> SegmentationResult:
+        if not 0 <= index < len(result.tracklets):
+            raise InputError(f"candidate {index} does not exist (there are {len(result.tracklets)})")
+        return dataclasses.replace(result, chosen=index)
+
+    def rescore(self, result: SegmentationResult, alpha: float) -> SegmentationResult:
+        """Change α and re-pick the best candidate; no model runs."""
+        from .segment import score_tracklets, select_best
+
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError("alpha must be between 0 and 1")
+        tracklets = score_tracklets(list(result.tracklets), result.grounding, alpha)
+        cfg = dict(result.config)
+        cfg["segment"] = {**cfg.get("segment", {}), "alpha": alpha}
+        return dataclasses.replace(result, tracklets=tuple(tracklets), chosen=select_best(tracklets),
+                                   config=cfg)
+
+    def refine(self, result: SegmentationResult, clip: Clip,
+               clicks: list[tuple[int, float, float, int]]) -> SegmentationResult:
+        """Add positive (1) / negative (0) clicks to the chosen tracklet and re-propagate it.
+        The refined tracklet replaces the chosen one (its scores are recomputed)."""
+        from .segment import refine_tracklet, score_tracklets
+
+        for f, x, y, label in clicks:
+            if not (0 <= f < clip.num_frames and 0 <= x < clip.width and 0 <= y < clip.height):
+                raise InputError(f"click ({x:.0f}, {y:.0f}) on frame {f} is outside the clip")
+            if label not in (0, 1):
+                raise InputError("click label must be 1 (positive) or 0 (negative)")
+        seg = self.config.segment
+        backend = cached_sam2(seg.sam2, seg.device)
+        chosen = result.tracklets[result.chosen]
+        refined = _oom_guard(lambda: refine_tracklet(backend, clip, chosen, clicks), "refinement")
+        alpha = float(result.config.get("segment", {}).get("alpha", seg.alpha))
+        refined = score_tracklets([refined], result.grounding, alpha)[0]
+        tracklets = list(result.tracklets)
+        tracklets[result.chosen] = refined
+        return dataclasses.replace(result, tracklets=tuple(tracklets))
+
+
+def mask_areas(masks: np.ndarray) -> list[int]:
+    return [int(m.sum()) for m in masks]
