@@ -118,7 +118,10 @@ def _cmd(args: argparse.Namespace) -> int:
     paths = export_all(result, clip, Path(args.out))
     g = result.grounding
     chosen = result.tracklets[result.chosen]
-    print(f"reasoning:  {g.reasoning or '(CoT off)'}")
+    reasoning = "(CoT off)" if g.cot is None else (g.reasoning or "(no reasoning parsed)")
+    print(f"reasoning:  {reasoning}")
+    if g.cot is not None and g.cot.issues:
+        print(f"CoT parse notes: {'; '.join(g.cot.issues)}")
     print(f"attributes: {', '.join(g.attributes) or '-'}")
     print(f"query word: {g.query_word or '-'}   soft prompts: {g.soft_prompts_label}")
     print(f"candidates: {len(result.tracklets)}; chosen #{result.chosen} (keyframe {chosen.source_keyframe}, "
