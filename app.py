@@ -1,0 +1,92 @@
+"""SteerSeg web app: `python app.py` (also the Hugging Face Spaces entry point).
+
+`create_app()` builds the Blocks (Segment, Annotate, Train tabs); `main()` parses flags and
+launches. Model choices come from flags or STEERSEG_BACKBONE / STEERSEG_SAM2 / STEERSEG_SOFT_PROMPTS;
+writable paths from STEERSEG_DB, STEERSEG_CHECKPOINTS, STEERSEG_RUNS, STEERSEG_CACHE, STEERSEG_OUTPUTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from ui import gpu  # noqa: E402,F401  (imports `spaces` before torch initialises CUDA)
+from ui.context import AppContext  # noqa: E402
+
+TITLE = "SteerSeg — reasoning video object segmentation you can inspect"
+INTRO = (
+    "Segment the object a sentence refers to in a video by **steering a frozen vision-language model's "
+    "attention**, then tracking it with SAM2. Every step is shown: the model's reasoning and attributes, "
+    "where it looked (attention rollout per keyframe and over the video), every candidate tracklet with "
+    "its score — and you can pick another candidate or correct with clicks."
+)
+
+
+def create_app(ctx: AppContext | None = None) -> gr.Blocks:
+    from ui.train import build_train_tab
+
+    from ui.annotate import ANNOTATE_SHORTCUTS_JS, build_annotate_tab
+    from ui.segment import build_segment_tab
+
+    ctx = ctx or AppContext.from_env()
+    with gr.Blocks(title="SteerSeg", delete_cache=(3600, 6 * 3600)) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        with gr.Tab("Segment"):
+            build_segment_tab(ctx)
+        with gr.Tab("Annotate"):
+            build_annotate_tab(ctx)
+        with gr.Tab("Train"):
+            build_train_tab(ctx)
+    demo.steerseg_context = ctx
+    demo.steerseg_js = ANNOTATE_SHORTCUTS_JS
+    return demo
+
+
+def launch_kwargs(args: argparse.Namespace, ctx: AppContext) -> dict:
+    from ui.annotate import ANNOTATE_SHORTCUTS_JS
+
+    return dict(server_name=args.host, server_port=args.port, share=args.share,
+                max_file_size=f"{ctx.config.limits.max_upload_mb:.0f}mb", js=ANNOTATE_SHORTCUTS_JS,
+                theme=gr.themes.Soft(), ssr_mode=False, show_error=False)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="SteerSeg web app")
+    p.add_argument("--host", default=os.environ.get("STEERSEG_HOST", "127.0.0.1"),
+                   help="interface to bind (default 127.0.0.1; use 0.0.0.0 to expose on the network)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("STEERSEG_PORT", os.environ.get("GRADIO_SERVER_PORT", 7860))))
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    p.add_argument("--backbone", help="LVLM hub id or folder (env STEERSEG_BACKBONE)")
+    p.add_argument("--sam2", help="SAM2 size, checkpoint or folder (env STEERSEG_SAM2)")
+    p.add_argument("--soft-prompts", help="soft-prompt checkpoint (env STEERSEG_SOFT_PROMPTS)")
+    p.add_argument("--examples", help="folder of example clips shown under the upload (env STEERSEG_EXAMPLES)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if os.environ.get("SPACE_ID"):  # on Hugging Face Spaces the platform routes traffic to 0.0.0.0:7860
+        args.host = "0.0.0.0"
+    ctx = AppContext.from_env()
+    if args.backbone:
+        ctx.config.grounding.backbone = args.backbone
+    if args.sam2:
+        ctx.config.segment.sam2 = args.sam2
+    if args.soft_prompts:
+        ctx.config.grounding.soft_prompts = args.soft_prompts
+    if args.examples:
+        from pathlib import Path
+
+        ctx.examples_dir = Path(args.examples)
+    demo = create_app(ctx)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(**launch_kwargs(args, ctx))
+
+
+if __name__ == "__main__":
+    main()
