@@ -28,10 +28,9 @@ INTRO = (
 
 
 def create_app(ctx: AppContext | None = None) -> gr.Blocks:
-    from ui.train import build_train_tab
-
     from ui.annotate import ANNOTATE_SHORTCUTS_JS, build_annotate_tab
     from ui.segment import build_segment_tab
+    from ui.train import build_train_tab
 
     ctx = ctx or AppContext.from_env()
     with gr.Blocks(title="SteerSeg", delete_cache=(3600, 6 * 3600)) as demo:
@@ -49,8 +48,10 @@ def create_app(ctx: AppContext | None = None) -> gr.Blocks:
 
 def launch_kwargs(args: argparse.Namespace, ctx: AppContext) -> dict:
     from ui.annotate import ANNOTATE_SHORTCUTS_JS
+    from ui.segment import outputs_root
 
     return dict(server_name=args.host, server_port=args.port, share=args.share,
+                allowed_paths=[str(ctx.cache_dir), str(outputs_root())],
                 max_file_size=f"{ctx.config.limits.max_upload_mb:.0f}mb", js=ANNOTATE_SHORTCUTS_JS,
                 theme=gr.themes.Soft(), ssr_mode=False, show_error=False)
 

@@ -4,8 +4,8 @@ Both are measured against a plain sdpa forward of the same language-model layers
 one run, on the real Qwen2.5-VL-7B layer shapes (hidden 3584, 28 heads, 4 KV heads, MLP 18944;
 random weights, fp32, CPU; every layer inside the rollout range) at N ≈ 400 / 1,200 / 4,200 tokens.
 
-Each (variant, N) runs in a fresh subprocess: glibc keeps freed memory, so a process's second run
-would hide its peak. Peak = highest RSS sampled every millisecond during the run, minus the RSS
+Each (variant, N) runs in a fresh subprocess (after a tiny warm-up at N=64 for lazy imports and
+kernel set-up): glibc keeps freed memory, so a second large run in one process would hide its peak. Peak = highest RSS sampled every millisecond during the run, minus the RSS
 just before it. Time = a second, warm run in the same subprocess.
 
     python benchmarks/rollout_memory.py [--layers 4] [--tokens 400 1200 4200]
@@ -74,9 +74,8 @@ def _child(variant: str, n: int, layers: int) -> dict:
         model = Qwen2_5_VLTextModel(text_cfg).eval()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.02)
-    x = torch.randn(1, n, 3584) * 0.5
-
-    def run() -> None:
+    def run(n: int = n) -> None:
+        x = torch.randn(1, n, 3584) * 0.5
         with torch.inference_mode():
             if variant == "plain":
                 model(inputs_embeds=x, use_cache=False)
@@ -88,6 +87,7 @@ def _child(variant: str, n: int, layers: int) -> dict:
                 out = model(inputs_embeds=x, use_cache=False, output_attentions=True)
                 rollout.dense_rollout_row(out.attentions, -1)
 
+    run(64)  # warm-up: lazy imports and kernel set-up are not the method's memory
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     base = _rss()
     with PeakSampler() as s:

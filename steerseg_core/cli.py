@@ -15,7 +15,11 @@ from .errors import SteerSegError
 
 # Modules that contribute subcommands (each has add_parser(subparsers)).
 COMMAND_MODULES = (
+    "steerseg_core.training.cli",
     "steerseg_core.tiny_models",
+    "steerseg_core.segment_command",
+    "steerseg_core.annotation.cli",
+    "steerseg_core.eval.cli",
 )
 
 

@@ -118,8 +118,11 @@ class GroundingResult:
 class Tracklet:
     """One candidate: the keyframe point it started from and its masks on every frame.
 
-    masks: (T, H, W) bool at original resolution. logits_at_keyframes: (T_f, h, w) float32 SAM2
-    logits at the keyframes (any resolution; scoring resizes). Scores are filled by the scorer.
+    masks: (T, H, W) bool at original resolution. logits: (T, h, w) float32 SAM2 mask logits for
+    *every* clip frame, clipped to ±logit_clip and area-resized to a small grid with the frame's
+    aspect ratio (long side ``segment.LOGIT_SIDE`` = 64); None for tracklets built without SAM2,
+    which scoring then reads from their masks (±logit_clip). Scores are filled by the scorer;
+    ``clicks`` are the (frame, x, y, label) corrections a refinement added.
     """
 
     source_keyframe: int

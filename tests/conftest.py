@@ -38,7 +38,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from steerseg_core.tiny_models import make_tiny_models
 
     out = tmp_path_factory.mktemp("tiny_models")
-    make_tiny_models(out, with_sam2=(ROOT / "steerseg_core" / "segment" / "sam2_backend.py").exists())  # TEMP
+    make_tiny_models(out)
     return out
 
 

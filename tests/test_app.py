@@ -116,7 +116,7 @@ def test_launched_app_with_gradio_client(ctx, clip_mp4, monkeypatch, tmp_path):
                             ssr_mode=False, max_file_size="50mb")
     try:
         client = Client(url, verbose=False)
-        res = client.predict({"video": handle_file(str(clip_mp4))}, "the black swan", *_advanced(ctx),
+        res = client.predict(handle_file(str(clip_mp4)), "the black swan", *_advanced(ctx),
                              api_name="/segment")
         reasoning, attributes, word, note, heatmaps, strip, thumbs, rows, overlay, files = res[:10]
         assert isinstance(attributes, str) and len(heatmaps) == 3

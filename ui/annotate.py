@@ -1,0 +1,293 @@
+"""The Annotate tab: judge whether the LVLM's CoT attributes identify the referred object.
+
+An annotator enters a name, picks a study and presses Open: the tab resumes where that annotator
+stopped (the place is kept in the database, and the name and study in the browser, so a refresh
+reopens it). Each item shows the clip as an animated GIF, the expression, the attributes and the
+reasoning; True / False / Skip (keys T / F / S, or 1 / 2 / 3) record the answer and move to the next
+unanswered item; ← / → and N navigate. All logic is in ``steerseg_core.annotation.flow``; the
+handlers here only call it and render the ``ItemView``.
+
+The app includes ``ANNOTATE_SHORTCUTS_JS`` in ``launch(js=...)`` (Gradio 6 takes js there) and
+``ctx.cache_dir`` in ``launch(allowed_paths=...)`` when the cache lies outside the working folder.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import tempfile
+from typing import Any
+
+import gradio as gr
+
+from steerseg_core.annotation import flow
+from steerseg_core.annotation.export import export_study
+from steerseg_core.annotation.records import LABELS
+from steerseg_core.annotation.stats import DEFAULT_JF_THRESHOLD, StudyStats, study_statistics
+from steerseg_core.errors import SteerSegError
+from ui.context import AppContext
+
+ANNOTATE_SHORTCUTS_JS = """
+() => {
+  if (window.__steersegAnnotateKeys) { return; }
+  window.__steersegAnnotateKeys = true;
+  const keys = {t: "annotate-true", "1": "annotate-true", f: "annotate-false", "2": "annotate-false",
+                s: "annotate-skip", "3": "annotate-skip", n: "annotate-unlabelled",
+                ArrowLeft: "annotate-prev", ArrowRight: "annotate-next"};
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) { return; }
+    const t = e.target;
+    const tag = ((t && t.tagName) || "").toLowerCase();
+    if (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable)) { return; }
+    const id = keys[e.key.length === 1 ? e.key.toLowerCase() : e.key];
+    const el = id && document.getElementById(id);
+    const button = el && (el.tagName === "BUTTON" ? el : el.querySelector("button"));
+    if (button && button.offsetParent !== null && !button.disabled) {  // only while the tab is shown
+      e.preventDefault();
+      button.click();
+    }
+  });
+}
+"""
+
+CONCURRENCY_LIMIT = 16  # database work only; never the GPU queue
+_NUM_VIEW_OUTPUTS = 12
+
+
+def _md(text: str) -> str:
+    return html.escape(text or "", quote=False)
+
+
+def progress_bar_html(fraction: float) -> str:
+    pct = max(0.0, min(100.0, 100.0 * fraction))
+    return ('<div style="height:10px;border-radius:5px;background:#e0e0e0;overflow:hidden" '
+            f'role="progressbar" aria-valuenow="{pct:.0f}" aria-valuemin="0" aria-valuemax="100">'
+            f'<div style="height:100%;width:{pct:.1f}%;background:#2e7d32"></div></div>')
+
+
+def render_view(view: flow.ItemView) -> tuple[Any, ...]:
+    """An ItemView as the values of the tab's view outputs (see ``AnnotateTab.view_outputs``)."""
+    if view.study_id is None or view.position < 0:
+        return (None, gr.update(value=None, visible=False), "", "", "", "", "",
+                gr.update(value=None, visible=False), view.progress_text, progress_bar_html(0.0),
+                0, _md(view.message))
+    current = f"Your answer: **{view.label}**" if view.label else "Not answered yet"
+    return (
+        view.gif_path,
+        gr.update(value=view.overlay_gif_path, visible=bool(view.overlay_gif_path)),
+        f"### Item {view.item_number} of {view.total}\n**Expression:** {_md(view.expression)}",
+        f"**Attributes:** {_md(view.attributes_text)}",
+        f"**Reasoning:** {_md(view.reasoning) or '(none)'}"
+        + (f"  \n<small>backbone: {_md(view.backbone)}</small>" if view.backbone else ""),
+        current,
+        view.note,
+        gr.update(value=view.seg_label, visible=view.segmentation_question),
+        f"**{view.progress_text}** — study “{_md(view.study_name)}”, video {_md(view.video_id)}",
+        progress_bar_html(view.progress_fraction),
+        view.item_number,
+        _md(view.message),
+    )
+
+
+def _failed(err: Exception) -> tuple[Any, ...]:
+    """Leave the view as it is and show the reason."""
+    return tuple(gr.skip() for _ in range(_NUM_VIEW_OUTPUTS - 1)) + (f"⚠️ {_md(str(err))}",)
+
+
+def stats_markdown(stats: StudyStats) -> str:
+    def cell(text: str) -> str:
+        return _md(text).replace("|", "\\|")
+
+    def pct(x: float) -> str:
+        return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
+
+    lines = [f"### Study “{_md(stats.study_name)}”: {stats.n_items} items, {stats.n_ready} with attributes",
+             "", "| who | labelled | True | False | Skip | accuracy | 95 % CI |", "|---|---|---|---|---|---|---|"]
+    for r in (*stats.annotators, stats.consensus):
+        lines.append(f"| {cell(r.who)} | {r.n_labelled} | {r.n_true} | {r.n_false} | {r.n_skip} | "
+                     f"{pct(r.accuracy)} | {pct(r.ci_low)} – {pct(r.ci_high)} |")
+    lines.append("")
+    for p in stats.pairs:
+        lines.append(f"- Cohen's κ {_md(p.a)} / {_md(p.b)}: {p.kappa:.3f} ({p.n_items} items, "
+                     f"{pct(p.percent_agreement)} agreement)")
+    if len(stats.annotators) > 2:
+        lines.append(f"- Fleiss' κ over all {len(stats.annotators)}: {stats.fleiss_kappa:.3f} "
+                     f"({stats.fleiss_items} items)")
+    lines.append(f"- segmentation accuracy from: {_md(stats.cross_table.seg_source)}")
+    lines += [f"- {_md(s)}" for s in stats.summary_lines()]
+    return "\n".join(lines)
+
+
+class AnnotateHandlers:
+    """The tab's event handlers, bound to one AppContext; thin wrappers over ``flow``."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def _common(self) -> dict[str, Any]:
+        return {"cache_dir": self.ctx.cache_dir, "limits": self.ctx.config.limits}
+
+    def studies(self) -> Any:
+        return gr.update(choices=flow.study_choices(self.ctx.db_path))
+
+    def open(self, annotator: str, study: str) -> tuple[Any, ...]:
+        try:
+            return render_view(flow.open_study(self.ctx.db_path, study, annotator, **self._common()))
+        except SteerSegError as err:
+            return _failed(err)
+
+    def remember(self, annotator: str, study: str) -> list[str]:
+        return [annotator or "", study or ""]
+
+    def restore(self, remembered: Any) -> tuple[Any, ...]:
+        """On page load: refresh the study list and reopen the study the browser remembers, where
+        this annotator stopped."""
+        name, study = (list(remembered or []) + ["", ""])[:2]
+        try:
+            choices = flow.study_choices(self.ctx.db_path)
+        except SteerSegError:
+            choices = []
+        nothing = (gr.skip(), gr.update(choices=choices)) + tuple(gr.skip() for _ in range(_NUM_VIEW_OUTPUTS))
+        if not name or not study or study not in {value for _, value in choices}:
+            return nothing
+        try:
+            view = flow.open_study(self.ctx.db_path, study, name, **self._common())
+        except SteerSegError:
+            return nothing
+        return (name, gr.update(choices=choices, value=study)) + render_view(view)
+
+    def answer(self, label: str, annotator: str, password: str, study: str, item: float, note: str,
+               seg_label: str | None) -> tuple[Any, ...]:
+        try:
+            view = flow.answer(self.ctx.db_path, study, annotator, int(item or 1) - 1, label, note=note,
+                               seg_label=seg_label, password=password, **self._common())
+            return render_view(view)
+        except SteerSegError as err:
+            return _failed(err)
+
+    def answer_true(self, *args: Any) -> tuple[Any, ...]:
+        return self.answer("True", *args)
+
+    def answer_false(self, *args: Any) -> tuple[Any, ...]:
+        return self.answer("False", *args)
+
+    def answer_skip(self, *args: Any) -> tuple[Any, ...]:
+        return self.answer("Skip", *args)
+
+    def _go(self, action: str, annotator: str, study: str, item: float, target: float | None = None):
+        try:
+            view = flow.navigate(self.ctx.db_path, study, annotator, int(item or 1) - 1, action,
+                                 target=None if target is None else int(target), **self._common())
+            return render_view(view)
+        except SteerSegError as err:
+            return _failed(err)
+
+    def prev(self, annotator: str, study: str, item: float) -> tuple[Any, ...]:
+        return self._go("prev", annotator, study, item)
+
+    def next(self, annotator: str, study: str, item: float) -> tuple[Any, ...]:
+        return self._go("next", annotator, study, item)
+
+    def next_unlabelled(self, annotator: str, study: str, item: float) -> tuple[Any, ...]:
+        return self._go("unlabelled", annotator, study, item)
+
+    def jump(self, annotator: str, study: str, item: float, target: float | None) -> tuple[Any, ...]:
+        return self._go("jump", annotator, study, item, target)
+
+    def stats(self, study: str, jf_threshold: float | None) -> tuple[str, Any]:
+        try:
+            from steerseg_core.annotation.chart import study_chart
+
+            s = study_statistics(self.ctx.db_path, flow._study_id(study),
+                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
+            return stats_markdown(s), study_chart(s)
+        except SteerSegError as err:
+            return f"⚠️ {_md(str(err))}", None
+
+    def export(self, study: str, jf_threshold: float | None) -> tuple[list[str] | None, str]:
+        try:
+            out = tempfile.mkdtemp(prefix="steerseg-export-")
+            paths = export_study(self.ctx.db_path, flow._study_id(study), out,
+                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
+            return [str(p) for p in paths.values()], f"exported {len(paths)} files"
+        except SteerSegError as err:
+            return None, f"⚠️ {_md(str(err))}"
+
+
+def build_annotate_tab(ctx: AppContext) -> None:
+    """Lay out the tab inside the caller's ``gr.Tab`` and wire its events."""
+    h = AnnotateHandlers(ctx)
+    try:
+        choices = flow.study_choices(ctx.db_path)
+    except SteerSegError:
+        choices = []
+    gr.Markdown("Judge whether the **attributes** the model derived identify the object the expression "
+                "refers to. **True**: they do. **False**: they describe another object. **Skip**: "
+                "ambiguous. Keys: T / F / S (or 1 / 2 / 3), ← / →, N = next unanswered.")
+    remembered = gr.BrowserState(["", ""], storage_key="steerseg-annotate")
+    with gr.Row():
+        annotator = gr.Textbox(label="Annotator name", max_length=64, elem_id="annotate-annotator", scale=2)
+        password = gr.Textbox(label="Annotation password", type="password", visible=flow.password_required(),
+                              elem_id="annotate-password", scale=1)
+        study = gr.Dropdown(label="Study", choices=choices, value=None, elem_id="annotate-study", scale=3)
+        refresh = gr.Button("↻", elem_id="annotate-refresh", scale=0, min_width=40)
+        open_btn = gr.Button("Open / resume", variant="primary", elem_id="annotate-open", scale=1)
+    with gr.Row():
+        with gr.Column(scale=3):
+            gif = gr.Image(label="Clip", type="filepath", interactive=False, elem_id="annotate-gif")
+            overlay = gr.Image(label="Segmentation", type="filepath", interactive=False, visible=False)
+        with gr.Column(scale=2):
+            expression = gr.Markdown(elem_id="annotate-expression")
+            attributes = gr.Markdown(elem_id="annotate-attributes")
+            reasoning = gr.Markdown(elem_id="annotate-reasoning")
+            current = gr.Markdown(elem_id="annotate-current")
+            seg = gr.Radio(list(LABELS), label="Is the segmentation accurate?", visible=False,
+                           elem_id="annotate-seg")
+            note = gr.Textbox(label="Note (optional)", lines=1, max_lines=3, elem_id="annotate-note")
+            with gr.Row():
+                true_btn = gr.Button("True (T)", variant="primary", elem_id="annotate-true")
+                false_btn = gr.Button("False (F)", variant="stop", elem_id="annotate-false")
+                skip_btn = gr.Button("Skip (S)", variant="secondary", elem_id="annotate-skip")
+    progress_md = gr.Markdown("no study open", elem_id="annotate-progress")
+    progress_html = gr.HTML(progress_bar_html(0.0))
+    with gr.Row():
+        prev_btn = gr.Button("← Previous", elem_id="annotate-prev")
+        next_btn = gr.Button("Next →", elem_id="annotate-next")
+        unl_btn = gr.Button("Next unanswered (N)", elem_id="annotate-unlabelled")
+        target = gr.Number(value=1, label="Go to item", precision=0, minimum=1, elem_id="annotate-target")
+        jump_btn = gr.Button("Go", elem_id="annotate-jump")
+    item = gr.Number(value=0, precision=0, visible=False, elem_id="annotate-item")
+    status = gr.Markdown(elem_id="annotate-status")
+    view = [gif, overlay, expression, attributes, reasoning, current, note, seg, progress_md, progress_html,
+            item, status]
+    assert len(view) == _NUM_VIEW_OUTPUTS
+
+    with gr.Accordion("Statistics and export", open=False):
+        with gr.Row():
+            jf = gr.Number(value=DEFAULT_JF_THRESHOLD, label="J&F threshold for 'segmentation accurate'",
+                           minimum=0, maximum=1)
+            stats_btn = gr.Button("Compute statistics", elem_id="annotate-stats")
+            export_btn = gr.Button("Export CSV / JSON", elem_id="annotate-export")
+        stats_md = gr.Markdown()
+        chart = gr.Plot(label="Judgements")
+        files = gr.File(label="Exported files", file_count="multiple", interactive=False)
+        export_status = gr.Markdown()
+
+    opts: dict[str, Any] = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "annotate"}
+    refresh.click(h.studies, None, study, api_name="annotate_studies", **opts)
+    open_btn.click(h.open, [annotator, study], view, api_name="annotate_open", **opts).then(
+        h.remember, [annotator, study], remembered, api_visibility="private")
+    gr.on(triggers=None, fn=h.restore, inputs=[remembered], outputs=[annotator, study, *view],
+          api_visibility="private", **opts)
+    answer_inputs = [annotator, password, study, item, note, seg]
+    true_btn.click(h.answer_true, answer_inputs, view, api_name="annotate_true", **opts)
+    false_btn.click(h.answer_false, answer_inputs, view, api_name="annotate_false", **opts)
+    skip_btn.click(h.answer_skip, answer_inputs, view, api_name="annotate_skip", **opts)
+    nav_inputs = [annotator, study, item]
+    prev_btn.click(h.prev, nav_inputs, view, api_name="annotate_prev", **opts)
+    next_btn.click(h.next, nav_inputs, view, api_name="annotate_next", **opts)
+    unl_btn.click(h.next_unlabelled, nav_inputs, view, api_name="annotate_next_unlabelled", **opts)
+    jump_btn.click(h.jump, [*nav_inputs, target], view, api_name="annotate_jump", **opts)
+    target.submit(h.jump, [*nav_inputs, target], view, api_visibility="private", **opts)
+    stats_btn.click(h.stats, [study, jf], [stats_md, chart], api_name="annotate_stats", **opts)
+    export_btn.click(h.export, [study, jf], [files, export_status], api_name="annotate_export", **opts)
