@@ -147,12 +147,18 @@ def make_tiny_qwen(out_dir: Path, kind: str = "qwen2_5_vl", seed: int = 0) -> Pa
     return out_dir
 
 
-def make_tiny_models(out_dir: Path | str, with_sam2: bool = True) -> Path:
-    """Write every tiny model the tools accept: qwen2_5_vl/, qwen2_vl/ and (with_sam2) sam2/."""
+def make_tiny_models(out_dir: Path | str, with_sam2: bool = True, all_families: bool = False) -> Path:
+    """Write tiny models the tools accept: qwen2_5_vl/, qwen2_vl/, (with_sam2) sam2/ and, with
+    ``all_families``, internvl/ and llava_onevision/."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     make_tiny_qwen(out / "qwen2_5_vl", "qwen2_5_vl")
     make_tiny_qwen(out / "qwen2_vl", "qwen2_vl")
+    if all_families:
+        from .tiny_models_extra import make_tiny_internvl, make_tiny_llava_ov
+
+        make_tiny_internvl(out / "internvl")
+        make_tiny_llava_ov(out / "llava_onevision")
     if with_sam2:
         from .segment.sam2_backend import make_tiny_sam2
 
@@ -167,7 +173,7 @@ def is_tiny_model(path: str | Path) -> bool:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    out = make_tiny_models(args.dir, with_sam2=not args.no_sam2)
+    out = make_tiny_models(args.dir, with_sam2=not args.no_sam2, all_families=args.all_families)
     for sub in sorted(p for p in out.iterdir() if p.is_dir()):
         print(f"wrote {sub}")
     print(f"note: {TINY_LABEL}")
@@ -178,4 +184,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-tiny-models", help="write tiny random-weight models for tests and demos")
     p.add_argument("dir", help="output folder (gets qwen2_5_vl/, qwen2_vl/, sam2/)")
     p.add_argument("--no-sam2", action="store_true", help="skip the tiny SAM2 model")
+    p.add_argument("--all-families", action="store_true",
+                   help="also write tiny InternVL3 (internvl/) and LLaVA-OneVision (llava_onevision/) models")
     p.set_defaults(func=_cmd)

@@ -31,8 +31,10 @@ from .gpu import gpu_task
 
 SEED_INIT = "seed-initialised (untrained)"
 SAM2_SIZES = ["tiny", "small", "base+", "large"]
+# Overall progress bar share of each stage; the SAM2 stage reports one fraction across its
+# sub-steps (encoding frames, keyframe masks, tracking/propagating candidates).
 STAGE_SPAN = {"CoT": (0.0, 0.15), "frame rollout": (0.15, 0.45), "video rollout": (0.45, 0.55),
-              "SAM2 candidates": (0.55, 0.7), "propagation": (0.7, 0.95), "scoring": (0.95, 1.0)}
+              "SAM2": (0.55, 0.95), "scoring": (0.95, 1.0)}
 
 
 def outputs_root() -> Path:
@@ -84,7 +86,7 @@ def _progress_callback(progress: gr.Progress | None):
     def report(stage: str, fraction: float) -> None:
         if progress is None:
             return
-        lo, hi = STAGE_SPAN.get(stage, (0.0, 1.0))
+        lo, hi = STAGE_SPAN.get(stage.split(":")[0], (0.0, 1.0))
         progress(lo + (hi - lo) * max(0.0, min(1.0, fraction)), desc=stage)
 
     return report
