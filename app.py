@@ -29,11 +29,12 @@ INTRO = (
 
 def create_app(ctx: AppContext | None = None) -> gr.Blocks:
     from ui.annotate import ANNOTATE_SHORTCUTS_JS, build_annotate_tab
-    from ui.segment import build_segment_tab
+    from ui.segment import build_segment_tab, outputs_max_age_s
     from ui.train import build_train_tab
 
     ctx = ctx or AppContext.from_env()
-    with gr.Blocks(title="SteerSeg", delete_cache=(3600, 6 * 3600)) as demo:
+    age = int(outputs_max_age_s())  # Gradio's copies of uploads and downloads live as long as ours
+    with gr.Blocks(title="SteerSeg", delete_cache=(min(3600, age), age)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tab("Segment"):
             build_segment_tab(ctx)
@@ -44,6 +45,18 @@ def create_app(ctx: AppContext | None = None) -> gr.Blocks:
     demo.steerseg_context = ctx
     demo.steerseg_js = ANNOTATE_SHORTCUTS_JS
     return demo
+
+
+# Every waiting event (any tab) counts towards this; beyond it Gradio answers "Queue is full". The
+# GPU line has its own, smaller bound (LimitsConfig.max_waiting_jobs, a "Busy" message), so this is
+# only a safety net for the process: annotation events run 16 at a time and rarely wait.
+QUEUE_MAX_SIZE = 256
+
+
+def configure_queue(demo: gr.Blocks, ctx: AppContext) -> gr.Blocks:
+    """The app's event queue (call after ``create_app``; ``demo.queue()`` replaces it): model work
+    runs ``max_concurrent_jobs`` at a time in the "gpu" line, the rest 8 at a time per event."""
+    return demo.queue(default_concurrency_limit=8, max_size=max(QUEUE_MAX_SIZE, 4 * ctx.config.limits.max_waiting_jobs))
 
 
 def launch_kwargs(args: argparse.Namespace, ctx: AppContext) -> dict:
@@ -85,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
         ctx.examples_dir = Path(args.examples)
     demo = create_app(ctx)
-    demo.queue(default_concurrency_limit=8)
+    configure_queue(demo, ctx)
     demo.launch(**launch_kwargs(args, ctx))
 
 

@@ -8,7 +8,9 @@ core rather than only in the UI.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,16 +20,50 @@ DEFAULT_SAM2 = "large"
 
 @dataclass
 class LimitsConfig:
-    """Input limits, enforced by the core (video reader, prompts, app, CLI alike)."""
+    """Input limits, enforced by the core (video reader, prompts, app, CLI alike).
+
+    Each can be set from the environment as ``STEERSEG_`` + the field name in capitals, e.g.
+    ``STEERSEG_MAX_SECONDS=120`` (see ``from_env``); the app shows them and the CLI obeys them.
+    """
 
     max_upload_mb: float = 500.0
     max_seconds: float = 600.0
     max_frames: int = 3000
     max_pixels: int = 3840 * 2160
     max_expression_chars: int = 1000
+    # Segmentations running at once (the app's GPU queue); more wait in line ...
     max_concurrent_jobs: int = 1
+    # ... and at most this many may wait: beyond it a request is refused with a "busy" message.
+    max_waiting_jobs: int = 16
     max_gif_bytes: int = 8 * 1024 * 1024
     max_gif_frames: int = 2000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LimitsConfig:
+        """Defaults, overridden by ``STEERSEG_MAX_UPLOAD_MB``, ``STEERSEG_MAX_SECONDS``,
+        ``STEERSEG_MAX_FRAMES``, ``STEERSEG_MAX_PIXELS``, ``STEERSEG_MAX_EXPRESSION_CHARS``,
+        ``STEERSEG_MAX_CONCURRENT_JOBS``, ``STEERSEG_MAX_WAITING_JOBS``, ``STEERSEG_MAX_GIF_BYTES``
+        and ``STEERSEG_MAX_GIF_FRAMES`` where set. A value that is not a positive number is an
+        ``InputError`` naming the variable."""
+        from .errors import InputError
+
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f"STEERSEG_{f.name.upper()}"
+            text = (env.get(name) or "").strip()
+            if not text:
+                continue
+            kind = float if f.type in ("float", float) else int
+            try:
+                value = kind(text)
+            except ValueError:
+                raise InputError(f"{name} must be a {'number' if kind is float else 'whole number'}, "
+                                 f"got {text!r}") from None
+            if not (value > 0 and math.isfinite(value)):
+                raise InputError(f"{name} must be greater than 0, got {text!r}")
+            values[f.name] = value
+        return cls(**values)
 
 
 @dataclass
@@ -94,8 +130,9 @@ class SteerSegConfig:
     @classmethod
     def from_env(cls) -> SteerSegConfig:
         """Defaults, with the model choices taken from STEERSEG_BACKBONE / STEERSEG_SAM2 /
-        STEERSEG_SOFT_PROMPTS where set."""
-        cfg = cls()
+        STEERSEG_SOFT_PROMPTS and the limits from STEERSEG_MAX_* (``LimitsConfig.from_env``)
+        where set."""
+        cfg = cls(limits=LimitsConfig.from_env())
         cfg.grounding.backbone = os.environ.get("STEERSEG_BACKBONE", cfg.grounding.backbone)
         cfg.segment.sam2 = os.environ.get("STEERSEG_SAM2", cfg.segment.sam2)
         sp = os.environ.get("STEERSEG_SOFT_PROMPTS")

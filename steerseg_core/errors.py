@@ -3,6 +3,8 @@
 The UI and the CLI show ``str(err)`` of these directly; anything else is a bug.
 """
 
+import re
+
 
 class SteerSegError(Exception):
     """Base class: a problem with the user's input or environment, explained in the message."""
@@ -26,3 +28,22 @@ class CheckpointError(SteerSegError):
 
 class OutOfMemoryError(SteerSegError):
     """The device ran out of memory; the message suggests what to reduce."""
+
+
+# A server path: "/" or "~/" then at least two components, not part of a URL or a relative path.
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])~?/(?:[^\s'\"`:;,()<>|/]+/)+([^\s'\"`:;,()<>|/]*)")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute server path replaced by its last component.
+
+    Messages shown on a public page must not reveal where the server keeps its files (temp
+    folders, model caches, the user's home): ``'/srv/cache/x/clip.mp4' is empty`` becomes
+    ``'clip.mp4' is empty``. URLs (``https://host/path``) are left alone.
+    """
+    return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "…", str(text))
+
+
+def public_message(err: BaseException | str) -> str:
+    """The message of a user-facing error as it may be shown on a web page (paths redacted)."""
+    return redact_paths(str(err))

@@ -2,16 +2,18 @@
 
 The stages are separate so the app can re-pick a candidate, change α or add a correcting click
 without recomputing the LVLM part: ``ground`` → ``segment`` (candidates + scores) → ``choose`` /
-``rescore`` / ``refine`` on the result. Loaded models are cached per configuration and shared by
-every pipeline in the process (the app builds one per request).
+``rescore`` / ``refine`` on the result. Loaded models are cached (a bounded, least-recently-used
+cache) and shared by every pipeline in the process (the app builds one per request).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -23,52 +25,90 @@ from .types import Clip, GroundingResult, SegmentationResult, Tracklet
 
 Progress = Callable[[str, float], None]
 
-_CACHE: dict[tuple, Any] = {}
-_CACHE_LOCK = threading.Lock()
+# Loaded models, least recently used first. At most MAX_CACHED_MODELS backbones and as many SAM2
+# models stay loaded (the app builds a pipeline per request and users may pick other models: an
+# unbounded cache would keep a copy of every model ever asked for). Soft prompts are tiny and are
+# cached per backbone.
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_CACHE_LOCK = threading.RLock()
+MAX_CACHED_MODELS = max(1, int(os.environ.get("STEERSEG_MAX_CACHED_MODELS", "1")))
+MAX_CACHED_SOFT_PROMPTS = 8
 
 
-def _grounder_key(cfg: GroundingConfig) -> tuple:
-    return ("grounder", cfg.backbone, cfg.device, cfg.dtype, cfg.soft_prompts, cfg.n_prompts)
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _cached(key: tuple, build: Callable[[], Any], limit: int) -> Any:
+    """The cached value for ``key`` (kind = ``key[0]``), else ``build()`` it, first evicting the
+    least recently used entries of that kind so that at most ``limit`` remain."""
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        same_kind = [k for k in _CACHE if k[0] == key[0]]
+        evicted = same_kind[: max(0, len(same_kind) - limit + 1)]
+        for old in evicted:
+            del _CACHE[old]
+            if old[0] == "lvlm":  # its soft prompts go with it
+                for k in [k for k in _CACHE if k[0] == "soft" and k[1] == old]:
+                    del _CACHE[k]
+        if evicted and key[0] != "soft":
+            _free_memory()  # before loading the next model, not after
+        value = build()
+        _CACHE[key] = value
+        return value
+
+
+def cached_models() -> list[tuple]:
+    """Keys of the models loaded now, least recently used first (for tests and diagnostics)."""
+    with _CACHE_LOCK:
+        return list(_CACHE)
+
+
+def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) -> Any:
+    from .soft_prompts import SoftPrompts
+
+    if cfg.soft_prompts:
+        try:  # a checkpoint rewritten under the same name is loaded again
+            stamp = os.stat(cfg.soft_prompts).st_mtime_ns
+        except OSError:
+            stamp = 0
+        key = ("soft", adapter_key, "file", cfg.soft_prompts, stamp)
+        return _cached(key, lambda: SoftPrompts.load(cfg.soft_prompts, adapter.fingerprint), MAX_CACHED_SOFT_PROMPTS)
+    if cfg.use_soft_prompts:
+        key = ("soft", adapter_key, "seed", cfg.n_prompts)
+        return _cached(key, lambda: SoftPrompts.from_seed(adapter, cfg.n_prompts), MAX_CACHED_SOFT_PROMPTS)
+    return None
 
 
 def cached_grounder(cfg: GroundingConfig):
-    """A Grounder for this configuration, loaded once per process. Its per-call options
-    (T_f, T_v, layers, CoT/soft prompts on or off) come from ``cfg`` on every call."""
-    from .config import resolve_layers
+    """A Grounder for this configuration: the backbone is loaded once per process (and evicted
+    when another one is needed), the soft prompts once per backbone; the per-call options
+    (T_f, T_v, layers, CoT/soft prompts on or off) come from ``cfg``."""
     from .grounding import Grounder
+    from .lvlm import load_adapter
 
-    key = _grounder_key(cfg)
-    with _CACHE_LOCK:
-        g = _CACHE.get(key)
-        if g is None:
-            g = Grounder.from_config(cfg)
-            _CACHE[key] = g
-    g.config = cfg
-    g.layers = resolve_layers(cfg.layers, g.adapter.num_layers)
-    return g
+    adapter_key = ("lvlm", cfg.backbone, cfg.device, cfg.dtype)
+    adapter = _cached(adapter_key, lambda: load_adapter(cfg.backbone, cfg.device, cfg.dtype), MAX_CACHED_MODELS)
+    return Grounder(adapter, cfg, _soft_prompts_for(cfg, adapter, adapter_key))
 
 
 def cached_sam2(spec: str, device: str = "auto"):
     from .segment import build_sam2
 
-    key = ("sam2", spec, device)
-    with _CACHE_LOCK:
-        backend = _CACHE.get(key)
-        if backend is None:
-            backend = build_sam2(spec, device)
-            _CACHE[key] = backend
-    return backend
+    return _cached(("sam2", spec, device), lambda: build_sam2(spec, device), MAX_CACHED_MODELS)
 
 
 def clear_model_cache() -> None:
     """Drop every cached model and free device memory (after an out-of-memory error)."""
-    import torch
-
     with _CACHE_LOCK:
         _CACHE.clear()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _free_memory()
 
 
 def _oom_guard(fn: Callable[[], Any], what: str) -> Any:

@@ -112,7 +112,8 @@ def _attention_rows(rec: LayerRecord, rows: torch.Tensor | slice, n: int) -> tor
     kvh = rec.key.shape[1]
     q = q.reshape(b, kvh, h // kvh, r, d).float()
     k = rec.key.float().unsqueeze(2)  # (B, KVH, 1, N, D)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * rec.scaling  # (B, KVH, G, R, N)
+    with torch.autocast(q.device.type, enabled=False):  # float32 even inside a caller's autocast
+        scores = torch.matmul(q, k.transpose(-1, -2)) * rec.scaling  # (B, KVH, G, R, N)
     row_idx = torch.arange(n, device=q.device)[rows].view(r, 1)
     keep = torch.arange(n, device=q.device).view(1, n) <= row_idx  # causal
     if rec.mask is not None:
@@ -126,7 +127,8 @@ def _attention_rows(rec: LayerRecord, rows: torch.Tensor | slice, n: int) -> tor
 
 def _chunk_product(rec: LayerRecord, v_chunk: torch.Tensor, start: int, stop: int, n: int) -> torch.Tensor:
     probs = _attention_rows(rec, slice(start, stop), n)
-    return torch.bmm(v_chunk.unsqueeze(1), probs).squeeze(1)
+    with torch.autocast(probs.device.type, enabled=False):
+        return torch.bmm(v_chunk.float().unsqueeze(1), probs).squeeze(1)
 
 
 def vector_times_attention(rec: LayerRecord, v: torch.Tensor, chunk: int = 256) -> torch.Tensor:

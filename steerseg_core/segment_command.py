@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import SteerSegConfig
+from .config import LimitsConfig, SteerSegConfig
 from .errors import InputError
 
 
@@ -48,7 +48,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
-    cfg = SteerSegConfig()
+    """The run configuration from the options; input limits from STEERSEG_MAX_* (as in the app)."""
+    cfg = SteerSegConfig(limits=LimitsConfig.from_env())
     gr, seg = cfg.grounding, cfg.segment
     if args.backbone:
         gr.backbone = args.backbone

@@ -147,3 +147,27 @@ def test_no_grad_evaluation_leaves_no_gradients(setup):
     res = obj.run(sample, soft, grad=False)
     assert soft.frame.grad is None and soft.video.grad is None
     assert np.isfinite(summarise(res)["corr"])
+
+
+def test_rollout_stays_float32_under_autocast(setup):
+    """Training runs the LVLM under bf16 autocast on CUDA; the rollout chain itself must stay
+    float32 (as at inference). CPU autocast exercises the same code path."""
+    from steerseg_core import rollout
+
+    adapter, sample = setup
+    prepared = adapter.build_frames(sample.frames[:2], "Expression: the circle", 16)
+    full = prepared.with_appended_tokens(torch.tensor([[5], [5]]))
+    with torch.no_grad(), rollout.capturing(adapter.attention_modules(3, 5)) as cap:
+        adapter.forward(full)
+    ref = rollout.rollout_row(cap.ordered(), -1, 8).row
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ac = rollout.rollout_row(cap.ordered(), -1, 8).row
+    assert ac.dtype == torch.float32 and torch.equal(ac, ref)
+
+
+def test_mask_to_grid_box_past_the_grid():
+    """LLaVA-OV's base grid covers 378 of 384 px: its content box ends past the grid's edge."""
+    full = np.ones((1, 8, 8), dtype=bool)
+    g = mask_to_grid(full, TokenGeometry(grid=(4, 4), frame_size=(8, 8), content_box=(0.0, 0.0, 4.5, 4.5)))
+    assert g.shape == (1, 4, 4)
+    assert torch.allclose(g, torch.ones_like(g), atol=1e-6)

@@ -319,3 +319,49 @@ def test_cli_train_exports_and_refuses_to_overwrite(backbone, synthetic, tmp_pat
     assert "already holds a run" in capsys.readouterr().err
     assert cli.main(["train", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_cot_option_adds_cached_attributes_to_the_query_prompt(adapter, backbone, synthetic, tmp_path, monkeypatch):
+    texts = []
+    real_run = Objective.run
+
+    def spy(self, sample, soft, text=None, *a, **kw):
+        texts.append(text)
+        return real_run(self, sample, soft, text, *a, **kw)
+
+    monkeypatch.setattr(Objective, "run", spy)
+    cfg = _cfg(synthetic, tmp_path / "run", backbone, steps=2, batch_size=1, checkpoint_every=0, val_samples=0,
+               use_cot=True)
+    train(cfg, adapter=adapter)
+    cache = json.loads((tmp_path / "run" / "cot_cache.json").read_text())
+    assert len(cache) == 2 and all(isinstance(v, str) for v in cache.values())
+    assert all("Distinguishing attributes of the target:" in t for t in texts)
+    plain = _cfg(synthetic, tmp_path / "plain", backbone, steps=1, batch_size=1, checkpoint_every=0, val_samples=0)
+    texts.clear()
+    train(plain, adapter=adapter)
+    assert texts and all("Distinguishing attributes" not in t for t in texts)  # default: no CoT in training
+
+
+@pytest.mark.slow
+def test_data_parallel_two_processes_match_one(adapter, backbone, synthetic, tmp_path):
+    """`torchrun`/`accelerate launch` path on CPU (gloo): 2 processes × 1 sample equal 1 × 2."""
+    args = ["--data", str(synthetic), "--backbone", str(backbone), "--steps", "3", "--batch-size", "2",
+            "--n-prompts", "4", "--input-frames", "4", "--t-frame", "4", "--t-video", "4", "--frame-max-tokens", "8",
+            "--checkpoint-every", "2", "--val-samples", "1", "--eval-every", "0", "--warmup", "1", "--lr", "0.02",
+            "--device", "cpu", "--no-grad-checkpointing", "--no-export", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m",
+                           "steerseg_core", "train", "--out", str(tmp_path / "ddp"), *args],
+                          env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("finished 3 steps") == 1  # only process 0 reports
+    one = train(_cfg(synthetic, tmp_path / "one", backbone, steps=3, batch_size=2, checkpoint_every=2, lr=0.02,
+                     warmup_steps=1, frame_max_tokens=8), adapter=adapter)
+    a = SoftPrompts.load(tmp_path / "ddp" / "soft_prompts.safetensors")
+    b = SoftPrompts.load(one.soft_prompts)
+    assert torch.allclose(a.frame, b.frame, atol=1e-6) and torch.allclose(a.video, b.video, atol=1e-6)
+    assert [r["samples"] for r in _train_lines(tmp_path / "ddp")] == [2, 2, 2]
+    state = json.loads((tmp_path / "ddp" / "checkpoints" / "step_000003" / "trainer_state.json").read_text())
+    assert state["world"] == 2 and state["micro"] == [3, 3]
+    for x, y in zip(_train_lines(tmp_path / "ddp"), _train_lines(tmp_path / "one"), strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], abs=1e-5)

@@ -55,7 +55,9 @@ def test_handlers_render_a_run_folder_and_refuse_when_busy(ctx, tmp_path):
     assert "**finished**" in text and "step 3 / 3" in text and "0.200 at step 0 → 0.600 at step 3" in text
     assert "missing mask 2" in text and "mine.safetensors" in text
     assert fig is not None and maps is None and log == ""
-    assert tab.refresh_runs(ctx, None)["value"] == "run-done"
+    update, known = tab.refresh_runs(ctx, None, [])
+    assert update["value"] == "run-done" and known == ["run-done"]
+    assert tab.refresh_runs(ctx, "run-done", known)[0] == gr.skip()  # nothing new: not re-sent
     assert "not running" in tab.stop_run(ctx, "run-done")
     assert "already finished" in tab.resume_run(ctx, "run-done")[0]
     assert tab.watch_run(ctx, None)[0].startswith("No run selected")

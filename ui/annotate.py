@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import html
 import math
-import tempfile
+import shutil
 from typing import Any
 
 import gradio as gr
 
 from steerseg_core.annotation import flow
 from steerseg_core.annotation.export import export_study
+from steerseg_core.annotation.gif import DEFAULT_MAX_FRAMES as DEFAULT_PREVIEW_FRAMES
 from steerseg_core.annotation.records import LABELS
 from steerseg_core.annotation.stats import DEFAULT_JF_THRESHOLD, StudyStats, study_statistics
-from steerseg_core.errors import SteerSegError
+from steerseg_core.errors import SteerSegError, public_message
 from ui.context import AppContext
 
 ANNOTATE_SHORTCUTS_JS = """
@@ -70,7 +71,7 @@ def render_view(view: flow.ItemView) -> tuple[Any, ...]:
     if view.study_id is None or view.position < 0:
         return (None, gr.update(value=None, visible=False), "", "", "", "", "",
                 gr.update(value=None, visible=False), view.progress_text, progress_bar_html(0.0),
-                0, _md(view.message))
+                0, _md(public_message(view.message)))
     current = f"Your answer: **{view.label}**" if view.label else "Not answered yet"
     return (
         view.gif_path,
@@ -85,13 +86,13 @@ def render_view(view: flow.ItemView) -> tuple[Any, ...]:
         f"**{view.progress_text}** — study “{_md(view.study_name)}”, video {_md(view.video_id)}",
         progress_bar_html(view.progress_fraction),
         view.item_number,
-        _md(view.message),
+        _md(public_message(view.message)),
     )
 
 
 def _failed(err: Exception) -> tuple[Any, ...]:
     """Leave the view as it is and show the reason."""
-    return tuple(gr.skip() for _ in range(_NUM_VIEW_OUTPUTS - 1)) + (f"⚠️ {_md(str(err))}",)
+    return tuple(gr.skip() for _ in range(_NUM_VIEW_OUTPUTS - 1)) + (f"⚠️ {_md(public_message(err))}",)
 
 
 def stats_markdown(stats: StudyStats) -> str:
@@ -202,16 +203,33 @@ class AnnotateHandlers:
                                  jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return stats_markdown(s), study_chart(s)
         except SteerSegError as err:
-            return f"⚠️ {_md(str(err))}", None
+            return f"⚠️ {_md(public_message(err))}", None
 
     def export(self, study: str, jf_threshold: float | None) -> tuple[list[str] | None, str]:
-        try:
-            out = tempfile.mkdtemp(prefix="steerseg-export-")
+        from ui.segment import _new_output_dir
+
+        out = None
+        try:  # a per-export folder under the outputs root, pruned with the Segment tab's downloads
+            out = _new_output_dir()
             paths = export_study(self.ctx.db_path, flow._study_id(study), out,
                                  jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return [str(p) for p in paths.values()], f"exported {len(paths)} files"
-        except SteerSegError as err:
-            return None, f"⚠️ {_md(str(err))}"
+        except (SteerSegError, OSError) as err:
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
+            reason = public_message(err) if isinstance(err, SteerSegError) else \
+                f"the files could not be written ({err.strerror or type(err).__name__})"
+            return None, f"⚠️ {_md(reason)}"
+
+
+def limits_text(ctx: AppContext) -> str:
+    """What the tab requires and bounds (names, password, previews from ``LimitsConfig``)."""
+    lim = ctx.config.limits
+    need = "an annotator name (up to 64 characters)"
+    if flow.password_required():
+        need += " and the shared annotation password"
+    return (f"<small>Answers need {need} and are saved at once. Clip previews: at most "
+            f"{min(lim.max_gif_frames, DEFAULT_PREVIEW_FRAMES)} frames, {lim.max_gif_bytes / 2**20:g} MB.</small>")
 
 
 def build_annotate_tab(ctx: AppContext) -> None:
@@ -224,6 +242,7 @@ def build_annotate_tab(ctx: AppContext) -> None:
     gr.Markdown("Judge whether the **attributes** the model derived identify the object the expression "
                 "refers to. **True**: they do. **False**: they describe another object. **Skip**: "
                 "ambiguous. Keys: T / F / S (or 1 / 2 / 3), ← / →, N = next unanswered.")
+    gr.Markdown(limits_text(ctx), elem_id="annotate-limits")
     remembered = gr.BrowserState(["", ""], storage_key="steerseg-annotate")
     with gr.Row():
         annotator = gr.Textbox(label="Annotator name", max_length=64, elem_id="annotate-annotator", scale=2)

@@ -21,7 +21,7 @@ import gradio as gr
 
 from steerseg_core import visualize
 from steerseg_core.config import DEFAULT_BACKBONE, SteerSegConfig
-from steerseg_core.errors import SteerSegError
+from steerseg_core.errors import SteerSegError, public_message
 from steerseg_core.segment_command import parse_layers
 from steerseg_core.soft_prompts import list_checkpoints
 from steerseg_core.tiny_models import is_tiny_model
@@ -41,14 +41,27 @@ def outputs_root() -> Path:
     return Path(os.environ.get("STEERSEG_OUTPUTS", Path(tempfile.gettempdir()) / "steerseg_outputs"))
 
 
-def _new_output_dir(max_age_s: float = 6 * 3600) -> Path:
-    """A fresh folder for one run's files; folders older than ``max_age_s`` are removed."""
+def outputs_max_age_s() -> float:
+    """How long one run's download files are kept: STEERSEG_OUTPUTS_MAX_AGE seconds (default 6 h)."""
+    try:
+        return max(1.0, float(os.environ.get("STEERSEG_OUTPUTS_MAX_AGE") or 6 * 3600))
+    except ValueError:
+        return 6 * 3600.0
+
+
+def _new_output_dir(max_age_s: float | None = None) -> Path:
+    """A fresh folder for one run's files; folders older than ``max_age_s`` (default
+    ``outputs_max_age_s()``) are removed, so the outputs folder stays bounded."""
+    max_age_s = outputs_max_age_s() if max_age_s is None else max_age_s
     root = outputs_root()
     root.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for old in root.iterdir():
-        if old.is_dir() and now - old.stat().st_mtime > max_age_s:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            if old.is_dir() and now - old.stat().st_mtime > max_age_s:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # removed meanwhile by a concurrent request
+            continue
     out = root / uuid.uuid4().hex
     out.mkdir()
     return out
@@ -97,8 +110,16 @@ def _result_views(session: dict[str, Any]) -> tuple:
     from steerseg_core.export import export_all
 
     result, clip = session["result"], session["clip"]
-    out = _new_output_dir()
-    paths = export_all(result, clip, out)
+    out: Path | None = None
+    try:
+        out = _new_output_dir()
+        paths = export_all(result, clip, out)
+    except OSError as err:  # full disk, read-only temp folder: say so and leave nothing behind
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)
+        reason = err.strerror or type(err).__name__
+        raise gr.Error(f"The result could not be saved for download ({reason}); the server may be out of "
+                       "disk space. Please try again later.") from None
     session["paths"] = paths
     thumbs = visualize.candidate_thumbnails(clip, result)
     rows = visualize.candidate_rows(result)
@@ -129,7 +150,7 @@ def run_segment(ctx: AppContext, video: str | None, expression: str, backbone: s
         clip = load_clip(video, cfg.limits)
         result = _run_models(cfg, clip, expression, _progress_callback(progress))
     except SteerSegError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public_message(err)) from None
     session = {"result": result, "clip": clip, "clicks": [], "frame": int(result.tracklets[result.chosen].source_keyframe),
                "config": cfg}
     g = result.grounding
@@ -161,7 +182,7 @@ def pick_candidate(session: dict | None, index: float | None) -> tuple:
     try:
         session["result"] = SteerSeg.choose(session["result"], int(index or 0))
     except SteerSegError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public_message(err)) from None
     session["clicks"] = []
     return (*_result_views(session), "", session)
 
@@ -173,7 +194,7 @@ def rescore(session: dict | None, alpha: float) -> tuple:
     try:
         session["result"] = SteerSeg(session["config"]).rescore(session["result"], float(alpha))
     except SteerSegError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public_message(err)) from None
     return (*_result_views(session), "", session)
 
 
@@ -206,15 +227,44 @@ def apply_clicks(session: dict | None) -> tuple:
     try:
         session["result"] = _refine(session["config"], session["result"], session["clip"], session["clicks"])
     except SteerSegError as err:
-        raise gr.Error(str(err)) from None
+        raise gr.Error(public_message(err)) from None
     session["clicks"] = []
     return (*_result_views(session), "", session)
 
 
 def limits_text(ctx: AppContext) -> str:
+    """The input limits (``LimitsConfig``, set by STEERSEG_MAX_* on the server) as shown in the tab."""
     lim = ctx.config.limits
-    return (f"Video file (mp4, webm, mov, avi, mkv, gif) · at most **{lim.max_upload_mb:.0f} MB**, "
-            f"**{lim.max_seconds:.0f} s**, **{lim.max_frames} frames**, {lim.max_pixels // 1_000_000} MP per frame.")
+    jobs = "one segmentation runs" if lim.max_concurrent_jobs == 1 else \
+        f"{lim.max_concurrent_jobs} segmentations run"
+    return (f"Video file (mp4, webm, mov, avi, mkv, gif) · at most **{lim.max_upload_mb:g} MB**, "
+            f"**{lim.max_seconds:g} s**, **{lim.max_frames:,} frames**, {lim.max_pixels / 1e6:.1f} MP per frame "
+            f"(GIFs: {lim.max_gif_bytes / 2**20:g} MB, {lim.max_gif_frames:,} frames) · expression up to "
+            f"{lim.max_expression_chars:,} characters · {jobs} at a time, up to {lim.max_waiting_jobs} more wait "
+            "in line.")
+
+
+def waiting_jobs(blocks: gr.Blocks | None, concurrency_id: str = "gpu") -> int:
+    """How many events wait (not yet running) in the app's queue for ``concurrency_id``."""
+    try:
+        event_queue = blocks._queue.event_queue_per_concurrency_id.get(concurrency_id)  # type: ignore[union-attr]
+        return len(event_queue.queue) if event_queue is not None else 0
+    except AttributeError:  # no queue (handlers called directly) or another Gradio layout
+        return 0
+
+
+def busy_validator(ctx: AppContext, blocks: gr.Blocks | None):
+    """A Gradio validator (runs before an event joins the queue) refusing new model work with a
+    clear "busy" message while ``max_waiting_jobs`` requests already wait for the GPU."""
+    def validate(*inputs: Any) -> Any:
+        limit = ctx.config.limits.max_waiting_jobs
+        n = waiting_jobs(blocks)
+        verdict = gr.validate(n < limit, f"Busy: {n} segmentation requests are already waiting for the model "
+                                         f"(the limit is {limit}). Please try again in a few minutes.")
+        # one verdict per input; the message is shown on the first (the video)
+        return verdict if len(inputs) == 1 else [verdict] + [gr.validate(True, "")] * (len(inputs) - 1)
+
+    return validate
 
 
 def build_segment_tab(ctx: AppContext) -> None:
@@ -267,19 +317,23 @@ def build_segment_tab(ctx: AppContext) -> None:
                 frame_img = gr.Image(label="click on the frame", interactive=False)
                 clicks_text = gr.Textbox(label="clicks", interactive=False)
                 apply_btn = gr.Button("Re-propagate with clicks")
-    session = gr.State(None, time_to_live=3 * 3600)
+    # a run (clip + result) stays in memory for its session: at most 3 h, never longer than its downloads
+    session = gr.State(None, time_to_live=min(3 * 3600, outputs_max_age_s()))
 
     limit = cfg.limits.max_concurrent_jobs
+    busy = busy_validator(ctx, gr.context.Context.root_block)
     result_views = [cand_gallery, cand_table, overlay, files, frame_img, clicks_text, session]
     run.click(lambda *a, progress=gr.Progress(): run_segment(ctx, *a, progress=progress),
               inputs=[video, expression, backbone, soft_choice, use_cot, use_soft, alpha, t_frame, t_video, layers,
                       nms_iou, sam2],
               outputs=[reasoning, attributes, query_word, note, heatmaps, strip, cand_gallery, cand_table, overlay,
                        files, frame_img, frame_slider, clicks_text, session],
-              api_name="segment", concurrency_id="gpu", concurrency_limit=limit)
+              api_name="segment", concurrency_id="gpu", concurrency_limit=limit, validator=busy)
+    soft_choice.focus(lambda: gr.Dropdown(choices=soft_prompt_choices(ctx)), None, soft_choice,
+                      api_visibility="private")  # checkpoints finished since the page loaded
     use_cand.click(pick_candidate, [session, cand_index], result_views, api_name="pick_candidate")
     rescore_btn.click(rescore, [session, alpha], result_views, api_name="rescore")
     frame_slider.release(show_frame, [session, frame_slider], frame_img, api_visibility="private")
     frame_img.select(add_click, [session, click_label], [frame_img, clicks_text, session], api_visibility="private")
     apply_btn.click(apply_clicks, [session], result_views, api_name="apply_clicks", concurrency_id="gpu",
-                    concurrency_limit=limit)
+                    concurrency_limit=limit, validator=busy)

@@ -20,7 +20,7 @@ from steerseg_core.errors import SteerSegError
 from steerseg_core.lvlm import KNOWN_BACKBONES
 from steerseg_core.prompts import SEED_PROMPT_FRAME, SEED_PROMPT_VIDEO
 from steerseg_core.training import plots, runs
-from steerseg_core.training.trainer import TrainConfig
+from steerseg_core.training.config import TrainConfig
 
 from .context import AppContext
 
@@ -102,7 +102,9 @@ def status_markdown(status: dict[str, Any], records: list[dict[str, Any]]) -> st
         lines.append(f"loss {last.get('loss', float('nan')):.4f} (BCE {last.get('bce', float('nan')):.3f}, "
                      f"Dice {last.get('dice', float('nan')):.3f}) · correlation {last.get('corr', float('nan')):.3f} "
                      f"· lr {last.get('lr', 0):.2e}")
-    if val:
+    if len(val) == 1:
+        lines.append(f"held-out correlation {val[0].get('corr', float('nan')):.3f} at step {val[0]['step']}")
+    elif val:
         lines.append(f"held-out correlation {val[0].get('corr', float('nan')):.3f} at step {val[0]['step']} → "
                      f"{val[-1].get('corr', float('nan')):.3f} at step {val[-1]['step']}")
     skipped = status.get("skipped") or {}
@@ -140,11 +142,15 @@ def watch_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any, str | None
             runs.log_tail(run_dir, 8))
 
 
-def refresh_runs(ctx: AppContext, current: str | None) -> Any:
-    """Keep the run list current; select the newest run when nothing is selected."""
+def refresh_runs(ctx: AppContext, current: str | None, known: list[str] | None = None) -> tuple[Any, list[str]]:
+    """Keep this page's run list current; select the newest run when nothing is selected. ``known``
+    is the list the page already shows (per-session state): unchanged lists are not re-sent, since
+    re-rendering would close an open dropdown."""
     choices = runs.list_runs(ctx.runs_dir)
     value = current if current in choices else (choices[0] if choices else None)
-    return gr.update(choices=choices, value=value)
+    if value == current and sorted(choices) == sorted(known or []):
+        return gr.skip(), list(known or [])
+    return gr.update(choices=choices, value=value), choices
 
 
 def make_demo_data(ctx: AppContext) -> tuple[str, str]:
@@ -187,6 +193,7 @@ def build_train_tab(ctx: AppContext) -> None:
             message = gr.Markdown()
         with gr.Column(scale=2):
             choices = runs.list_runs(ctx.runs_dir)
+            known_runs = gr.State(choices)
             run_select = gr.Dropdown(choices, value=choices[0] if choices else None, label="run",
                                      allow_custom_value=False)
             status_md = gr.Markdown()
@@ -207,4 +214,5 @@ def build_train_tab(ctx: AppContext) -> None:
                      concurrency_id="train_ctl", concurrency_limit=1)
     run_select.change(lambda r: watch_run(ctx, r), [run_select], views, api_name=False)
     timer.tick(lambda r: watch_run(ctx, r), [run_select], views, api_name=False, show_progress="hidden")
-    timer.tick(lambda r: refresh_runs(ctx, r), [run_select], [run_select], api_name=False, show_progress="hidden")
+    timer.tick(lambda r, k: refresh_runs(ctx, r, k), [run_select, known_runs], [run_select, known_runs],
+               api_name=False, show_progress="hidden")

@@ -139,7 +139,10 @@ def show_item(
             overlay = str(clip_gif(sample.overlay_ref, cache_dir, limits=limits))
     except SteerSegError as err:
         notes.append(f"cannot show the clip: {err}")
-    store.set_cursor(db_path, study_id, annotator, position)
+    try:
+        store.set_cursor(db_path, study_id, annotator, position)
+    except store.StorageError as err:  # viewing still works; only the resume place is not kept
+        notes.append(f"your place could not be saved: {err}")
     answers = mine.get(position, {})
     label, note = answers.get(REASONING, (None, ""))
     return ItemView(

@@ -46,7 +46,7 @@ def _fit(img: Image.Image, max_side: int) -> Image.Image:
 def _read_folder(folder: Path, max_frames: int, max_side: int) -> list[Image.Image]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not files:
-        raise VideoError(f"no image files in {folder}")
+        raise VideoError(f"no image files in folder '{folder.name}'")
     frames = []
     for i in _frame_indices(len(files), max_frames):
         try:
@@ -54,35 +54,43 @@ def _read_folder(folder: Path, max_frames: int, max_side: int) -> list[Image.Ima
                 im.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced scale, much faster
                 frames.append(_fit(im, max_side))
         except OSError as err:
-            raise VideoError(f"cannot read frame {files[i].name} of {folder}: {err}") from err
+            raise VideoError(f"cannot read frame {files[i].name} of '{folder.name}' "
+                             f"({type(err).__name__})") from err
     return frames
 
 
-def _read_file(path: Path, max_frames: int, max_side: int) -> list[Image.Image]:
+def _read_file(path: Path, max_frames: int, max_side: int, limits: LimitsConfig) -> list[Image.Image]:
+    # Headers first (size, frame count, canvas): a GIF or video bomb is refused before decoding.
+    from ..video import load_clip, probe_video
+
     if path.suffix.lower() == ".gif":
+        info = probe_video(path, limits)
+        keep = set(_frame_indices(info.num_frames, max_frames))
+        frames = []
         try:
-            with Image.open(path) as im:
-                all_frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)]
+            with Image.open(path) as im:  # decoded one at a time; only the kept frames are held
+                for i, frame in enumerate(ImageSequence.Iterator(im)):
+                    if i in keep:
+                        frames.append(_fit(frame.convert("RGB"), max_side))
         except OSError as err:
-            raise VideoError(f"cannot read {path.name}: {err}") from err
-        return [_fit(all_frames[i], max_side) for i in _frame_indices(len(all_frames), max_frames)]
-    try:
-        from ..video import load_clip
-    except ImportError as err:  # the video reader is an optional part of a partial install
-        raise VideoError(f"reading {path.name} needs steerseg_core.video ({err})") from err
-    clip = load_clip(str(path))
+            if not frames:
+                raise VideoError(f"cannot read {path.name} ({type(err).__name__})") from err
+        return frames
+    clip = load_clip(str(path), limits, max_side=max_side)
     return [_fit(Image.fromarray(clip.frames[i]), max_side)
             for i in _frame_indices(clip.num_frames, max_frames)]
 
 
-def read_preview_frames(clip_ref: str | Path, max_frames: int, max_side: int) -> list[Image.Image]:
-    """Up to ``max_frames`` uniformly spaced RGB frames, longest side at most ``max_side``."""
+def read_preview_frames(clip_ref: str | Path, max_frames: int, max_side: int,
+                        limits: LimitsConfig | None = None) -> list[Image.Image]:
+    """Up to ``max_frames`` uniformly spaced RGB frames, longest side at most ``max_side``; a file
+    is checked against ``limits`` (default ``LimitsConfig()``) from its headers first."""
     ref = Path(clip_ref)
     if ref.is_dir():
         return _read_folder(ref, max_frames, max_side)
     if ref.is_file():
-        return _read_file(ref, max_frames, max_side)
-    raise VideoError(f"clip {ref} does not exist any more")
+        return _read_file(ref, max_frames, max_side, limits or LimitsConfig())
+    raise VideoError(f"clip '{ref.name}' does not exist any more")
 
 
 def _shared_palette(frames: list[Image.Image]) -> Image.Image:
@@ -133,7 +141,7 @@ def clip_gif(
                          max_bytes=max_bytes)
     if out.is_file():
         return out
-    frames = read_preview_frames(clip_ref, max_frames, max_side)
+    frames = read_preview_frames(clip_ref, max_frames, max_side, limits)
     data = encode_gif(frames, fps)
     side, rate = max_side, fps
     while len(data) > max_bytes:

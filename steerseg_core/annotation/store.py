@@ -10,16 +10,18 @@ whole transaction or none of it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -39,6 +41,14 @@ BUSY_TIMEOUT_S = 60.0
 
 class StoreError(SteerSegError):
     """The annotation database cannot be used (newer schema, unknown study or item)."""
+
+
+class StorageError(StoreError):
+    """The database cannot be written now (full disk, read-only, busy); what it holds is intact."""
+
+
+class ReadOnlyStoreError(StorageError):
+    """The database file or its folder cannot be written (reading may still work)."""
 
 
 def db_path_from_env() -> Path:
@@ -166,10 +176,45 @@ def _anchor(path: Path) -> None:
         _anchors[key] = conn
 
 
+def storage_problem(err: BaseException, path: Path | str) -> StorageError | None:
+    """A clear ``StoreError`` for a database that cannot be written (read-only file or folder, full
+    disk, lock held too long), or None for other errors. The message names the file only."""
+    name = Path(path).name
+    text = str(err).lower()
+    code = getattr(err, "errno", None)
+    kept = "Nothing was saved by this action; everything stored before is safe."
+    if code == errno.ENOSPC or "disk is full" in text or "no space left" in text:
+        return StorageError(f"the server's disk is full, so the annotation database '{name}' cannot grow. "
+                          f"{kept} Free some space (or point STEERSEG_DB elsewhere) and try again.")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text or "read-only" in text \
+            or "unable to open database" in text or "permission denied" in text:
+        return ReadOnlyStoreError(f"the annotation database '{name}' is read-only or its folder cannot be written. "
+                          f"{kept} Make it writable (or point STEERSEG_DB elsewhere) and try again.")
+    if "database is locked" in text or "database is busy" in text:
+        return StorageError(f"the annotation database '{name}' stayed busy for {BUSY_TIMEOUT_S:.0f} s. "
+                          f"{kept} Try again in a moment.")
+    if code == errno.EIO or "disk i/o error" in text:
+        return StorageError(f"the annotation database '{name}' could not be written (disk I/O error). {kept}")
+    return None
+
+
+@contextmanager
+def _storage_errors(path: Path | str) -> Iterator[None]:
+    """Turn sqlite/OS failures of the storage itself into ``storage_problem`` messages."""
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as err:
+        problem = storage_problem(err, path)
+        if problem is None:
+            raise
+        raise problem from err
+
+
 def _open(path: Path | str, schema: bool = True) -> Database:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    with _storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -181,18 +226,38 @@ def _open(path: Path | str, schema: bool = True) -> Database:
         return db
     except sqlite3.DatabaseError as err:
         conn.close()
-        raise StoreError(f"cannot open the annotation database {path}: {err}") from err
+        raise (storage_problem(err, path) or StoreError(f"cannot open the annotation database {path}: {err}")) \
+            from err
     except BaseException:
         conn.close()
         raise
 
 
+def _open_immutable(path: Path | str, cause: StoreError) -> Database:
+    """Read a database on read-only storage (WAL readers need a writable folder, so a normal open
+    fails there). Nothing can write it meanwhile, which is what ``immutable`` promises SQLite."""
+    path = Path(path)
+    if not path.is_file():
+        raise cause
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?immutable=1", uri=True, check_same_thread=False)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        raise cause from None
+    return Database(conn, execute_plugins=False)
+
+
 @contextmanager
 def reading(path: Path | str) -> Iterator[Database]:
-    """A connection holding one read snapshot (a deferred transaction) for its lifetime."""
-    db = _open(path)
+    """A connection holding one read snapshot (a deferred transaction) for its lifetime. On
+    read-only storage the database is still readable (opened immutable)."""
     try:
-        db.conn.execute("BEGIN")
+        db = _open(path)
+    except ReadOnlyStoreError as err:
+        db = _open_immutable(path, err)
+    try:
+        with _storage_errors(path):
+            db.conn.execute("BEGIN")
         yield db
     finally:
         try:
@@ -203,17 +268,23 @@ def reading(path: Path | str) -> Iterator[Database]:
 
 @contextmanager
 def writing(path: Path | str) -> Iterator[Database]:
-    """A connection holding the write lock: everything inside commits together or not at all."""
+    """A connection holding the write lock: everything inside commits together or not at all.
+
+    A full disk or a read-only database fails the whole transaction (nothing of it is stored,
+    everything before it stays) with a ``StoreError`` that says so."""
     db = _open(path)
     try:
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.conn.rollback()
-            raise
-        db.conn.commit()
+        with _storage_errors(path):
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.conn.rollback()
+                raise
+            db.conn.commit()
     finally:
+        with suppress(sqlite3.Error):
+            db.conn.rollback()  # a failed COMMIT leaves the transaction open: end it before closing
         db.conn.close()
 
 

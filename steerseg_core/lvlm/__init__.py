@@ -65,7 +65,8 @@ def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdap
         _register_optional()
     family = _FAMILIES.get(model_type)
     if family is None:
-        raise ModelLoadError(f"backbone '{spec}' is a '{model_type}' model; supported: "
+        shown = Path(spec).name if local.exists() else spec  # a folder by its name, never its server path
+        raise ModelLoadError(f"backbone '{shown}' is a '{model_type}' model; supported: "
                              f"{', '.join(sorted(_FAMILIES))}")
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)

@@ -4,43 +4,31 @@
     train(TrainConfig(data="data/ref-youtube-vos/train", backbone="Qwen/Qwen2.5-VL-7B-Instruct",
                       out="runs/qwen25", export_dir="checkpoints"))
 
-CLI: ``python -m steerseg_core train --help``. See trainer.py for the run-folder layout.
+CLI: ``python -m steerseg_core train --help``; the run-folder layout is described in trainer.py and
+README.md here. Names are imported lazily so ``import steerseg_core.training.cli`` stays light.
 """
 
-from .data import (
-    BadSample,
-    Dataset,
-    ExpressionRecord,
-    SkipCounter,
-    TrainSample,
-    folder_dataset,
-    load_sample,
-    open_dataset,
-    ytvos_dataset,
-)
-from .objective import Objective, bce_dice, mask_to_grid, pearson
-from .synthetic import make_synthetic_dataset
-from .trainer import TrainConfig, Trainer, TrainingDiverged, TrainResult, lr_factor, train
+from __future__ import annotations
 
-__all__ = [
-    "BadSample",
-    "Dataset",
-    "ExpressionRecord",
-    "Objective",
-    "SkipCounter",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "TrainSample",
-    "TrainingDiverged",
-    "bce_dice",
-    "folder_dataset",
-    "load_sample",
-    "lr_factor",
-    "make_synthetic_dataset",
-    "mask_to_grid",
-    "open_dataset",
-    "pearson",
-    "train",
-    "ytvos_dataset",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TrainConfig": "config", "lr_factor": "config",
+    "BadSample": "data", "Dataset": "data", "ExpressionRecord": "data", "SkipCounter": "data",
+    "TrainSample": "data", "folder_dataset": "data", "load_sample": "data", "open_dataset": "data",
+    "ytvos_dataset": "data",
+    "Objective": "objective", "bce_dice": "objective", "mask_to_grid": "objective", "pearson": "objective",
+    "make_synthetic_dataset": "synthetic",
+    "Trainer": "trainer", "TrainResult": "trainer", "TrainingDiverged": "trainer", "train": "trainer",
+    "RunRequest": "runs", "launch_run": "runs", "stop_run": "runs", "read_status": "runs",
+    "read_metrics": "runs", "RunBusyError": "lock",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..config import DEFAULT_BACKBONE
-from .trainer import TrainConfig
+from .config import TrainConfig
 
 EPILOG = """\
 Paper defaults: AdamW lr 5e-4, cosine with warmup, 6500 steps, effective batch 4, 16 input frames,
@@ -69,7 +70,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default=d.dtype)
     p.add_argument("--no-grad-checkpointing", action="store_true")
     p.add_argument("--no-autocast", action="store_true", help="no bf16 autocast on CUDA")
-    p.add_argument("--export-dir", help="also copy the final soft prompts here (e.g. checkpoints/)")
+    p.add_argument("--export-dir", help="where the final soft prompts are copied for the app and CLI "
+                   "(default: $STEERSEG_CHECKPOINTS or ./checkpoints)")
+    p.add_argument("--no-export", action="store_true", help="keep the final soft prompts only in the run folder")
+    p.add_argument("--log-every", type=int, default=d.log_every, help="log line every N steps (without a progress bar)")
     p.add_argument("--name", help="name of the exported soft prompts")
     p.add_argument("--run-id", help=argparse.SUPPRESS)
     p.add_argument("--lock-file", help="lock file enforcing one run per device (default: beside --out)")
@@ -104,8 +108,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
         eval_every=args.eval_every, val_data=args.val_data, val_samples=args.val_samples, seed=args.seed,
         device=args.device, dtype=args.dtype, gradient_checkpointing=not args.no_grad_checkpointing,
-        autocast=not args.no_autocast, export_dir=args.export_dir, name=args.name, lock_file=lock,
-        run_id=args.run_id)
+        autocast=not args.no_autocast, export_dir=_export_dir(args), name=args.name, lock_file=lock,
+        run_id=args.run_id, log_every=args.log_every)
+
+
+def _export_dir(args: argparse.Namespace) -> str | None:
+    if args.no_export:
+        return None
+    return args.export_dir or os.environ.get("STEERSEG_CHECKPOINTS") or "checkpoints"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -120,8 +130,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.no_progress or not sys.stderr.isatty():
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         args.no_progress = True
+    if int(os.environ.get("RANK", "0")) > 0:  # data-parallel workers: only process 0 reports
+        logging.getLogger("steerseg.train").setLevel(logging.WARNING)
     result = train(config_from_args(args), resume=args.resume, progress=not args.no_progress,
                    handle_signals=True)
+    if not result.main_process:
+        return 0
     if result.state == "finished":
         where = result.exported or result.soft_prompts
         print(f"finished {result.step} steps: soft prompts in {where}")

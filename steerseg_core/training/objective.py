@@ -42,13 +42,14 @@ def mask_to_grid(masks: np.ndarray | torch.Tensor, geometry: TokenGeometry) -> t
     if geometry.content_box is None:
         return F.interpolate(m[:, None], size=(rows, cols), mode="area")[:, 0]
     y0, x0, y1, x1 = geometry.content_box
-    # render at 4× the grid, place the image inside its box, then average down to the grid
+    # render at 4× the grid, place the image inside its box, then average down to the grid; the box
+    # may extend past the grid (LLaVA-OV's base grid stops short of the image edge): crop it back.
     s = 4
-    canvas = torch.zeros(m.shape[0], rows * s, cols * s)
     ty0, tx0 = round(y0 * s), round(x0 * s)
     ty1, tx1 = max(ty0 + 1, round(y1 * s)), max(tx0 + 1, round(x1 * s))
+    canvas = torch.zeros(m.shape[0], max(rows * s, ty1), max(cols * s, tx1))
     canvas[:, ty0:ty1, tx0:tx1] = F.interpolate(m[:, None], size=(ty1 - ty0, tx1 - tx0), mode="area")[:, 0]
-    return F.avg_pool2d(canvas[:, None], s)[:, 0]
+    return F.avg_pool2d(canvas[:, None, : rows * s, : cols * s], s)[:, 0]
 
 
 def slot_targets(frame_targets: torch.Tensor, slots: int, per_slot: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ by the trainer (``loss.png``, ``val_maps_*.png`` in the run folder) and by the T
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def attention_figure(frames: np.ndarray, maps: np.ndarray, targets: np.ndarray, 
         for ax in axes[:, col]:
             ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(textwrap.fill(title, width=max(40, 28 * len(pick))), fontsize=9)
     fig.tight_layout()
     return fig
 

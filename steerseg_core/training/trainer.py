@@ -29,7 +29,6 @@ all-reduced, metrics averaged, only process 0 writes):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -47,12 +46,13 @@ import numpy as np
 import torch
 
 from .. import prompts
-from ..config import DEFAULT_BACKBONE, GroundingConfig
+from ..config import GroundingConfig
 from ..errors import InputError, SteerSegError
 from ..grounding import Grounder
 from ..soft_prompts import SoftPrompts
 from . import checkpoint as ckpt
 from . import plots
+from .config import TrainConfig, lr_factor
 from .data import BadSample, Dataset, SkipCounter, TrainSample, load_sample, open_dataset
 from .lock import RunLock
 from .objective import Objective, branch_frame_indices, summarise
@@ -67,90 +67,6 @@ class TrainingDiverged(SteerSegError):
 
 
 @dataclass
-class TrainConfig:
-    """Everything a run needs; stored as ``config.json`` in the run folder (resume reads it)."""
-
-    data: str = ""
-    backbone: str = DEFAULT_BACKBONE
-    out: str = "runs/train"
-    steps: int = 6500
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.0
-    batch_size: int = 4  # effective batch: samples per optimizer step over all processes
-    max_grad_norm: float | None = 1.0
-    n_prompts: int = 64
-    seed_frame: str = prompts.SEED_PROMPT_FRAME
-    seed_video: str = prompts.SEED_PROMPT_VIDEO
-    init_from: str | None = None  # start from an existing soft-prompt checkpoint
-    input_frames: int = 16
-    t_frame: int = 16
-    t_video: int = 8
-    frame_max_tokens: int = 1024
-    frame_batch_size: int = 4
-    max_side: int | None = 1280  # frames larger than this are downscaled when loaded
-    layers: tuple[int, int] | None = None
-    branches: tuple[str, ...] = ("frame", "video")
-    use_cot: bool = False
-    checkpoint_every: int = 250
-    keep_checkpoints: int = 2
-    eval_every: int = 250
-    val_data: str | None = None
-    val_samples: int = 8
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    gradient_checkpointing: bool = True
-    autocast: bool = True
-    export_dir: str | None = None
-    name: str | None = None
-    lock_file: str | None = None
-    run_id: str | None = None
-    max_bad_in_a_row: int = 200
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
-        if values.get("layers") is not None:
-            values["layers"] = tuple(values["layers"])
-        if "branches" in values:
-            values["branches"] = tuple(values["branches"])
-        return cls(**values)
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise InputError("--steps must be at least 1")
-        if not self.lr > 0:
-            raise InputError("--lr must be positive")
-        if self.batch_size < 1 or self.n_prompts < 1 or self.input_frames < 1:
-            raise InputError("batch size, N_p and input frames must be at least 1")
-        if self.t_frame < 1 or self.t_video < 1:
-            raise InputError("T_f and T_v must be at least 1")
-        bad = set(self.branches) - {"frame", "video"}
-        if bad or not self.branches:
-            raise InputError(f"branches must be 'frame' and/or 'video', got {self.branches}")
-        if not self.seed_frame.strip() or not self.seed_video.strip():
-            raise InputError("seed prompts must not be empty")
-
-
-def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
-    """Linear warmup to 1 over ``warmup`` steps, then cosine decay to ``min_ratio`` at ``total``."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    progress = min(max(progress, 0.0), 1.0)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-@dataclass
 class TrainResult:
     state: str  # finished | stopped
     step: int
@@ -161,17 +77,18 @@ class TrainResult:
     val_init: dict[str, float] | None = None
     val_final: dict[str, float] | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    main_process: bool = True
 
 
 class _Dist:
     """Process group facts; a no-op shim for one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: bool = False) -> None:
         self.world, self.rank = 1, 0
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import PartialState
 
-            state = PartialState()
+            state = PartialState(cpu=cpu)
             self.world, self.rank = state.num_processes, state.process_index
             self.device = state.device
         else:
@@ -224,7 +141,7 @@ class Trainer:
         self.handle_signals = handle_signals
         self._adapter = adapter
         self._stop_reason: str | None = None
-        self.dist = _Dist()
+        self.dist = _Dist(cpu=config.device == "cpu")
         self.step = 0
         self.micro = 0
         self.skipped = SkipCounter()
@@ -360,8 +277,10 @@ class Trainer:
         cfg = self.config
         lock = RunLock(cfg.lock_file) if (cfg.lock_file and self.dist.main) else None
         if lock is not None:  # before touching the run folder: a refused run changes nothing
+            from .runs import device_label
+
             lock.acquire({"run_id": cfg.run_id or self.run_dir.name, "run_dir": str(self.run_dir),
-                          "device": cfg.device}, adopt_from=(os.getppid(), os.getpid()))
+                          "device": device_label(cfg.device)}, adopt_from=(os.getppid(), os.getpid()))
         handler = None
         prev_handlers: dict[int, Any] = {}
         if self.handle_signals and threading.current_thread() is threading.main_thread():
@@ -438,6 +357,7 @@ class Trainer:
             sums = {}
             n = 0
             interrupted = False
+            bad_sample: str | None = None
             for _ in range(accum):
                 if self.stopping:
                     interrupted = True
@@ -446,10 +366,12 @@ class Trainer:
                 text = self._query_text(grounder, sample.key, sample)
                 results = objective.run(sample, soft, text, scale=1.0 / accum, grad=True)
                 if not all(r.finite for r in results.values()):
-                    raise self._diverged(f"the loss became NaN/inf on sample {sample.key}")
+                    bad_sample = bad_sample or sample.key  # nothing was backpropagated from it
                 for k, v in summarise(results).items():
                     sums[k] = sums.get(k, 0.0) + v
                 n += 1
+            if self.dist.any(bad_sample is not None):  # every process stops together
+                raise self._diverged(f"the loss became NaN/inf (sample {bad_sample or 'on another process'})")
             if self.dist.any(interrupted):  # abandon the partial step: resume redoes it exactly
                 self.micro, self.skipped = micro_at_start, SkipCounter.from_dict(skipped_at_start)
                 self.request_stop(self._stop_reason or "stop requested on another process")
@@ -473,11 +395,16 @@ class Trainer:
                                   "samples": int(totals[-1]), "skipped": self.skipped.total,
                                   "step_time": round(dt, 4), "time": round(self._elapsed(), 2)})
             eta = self._step_time * (cfg.steps - self.step)
-            self._write_status(state="running", eta_s=round(eta, 1), loss=last["loss"], corr=last["corr"],
-                               lr=lr, message="training")
+            self._write_status(state="stopping" if self.stopping else "running", eta_s=round(eta, 1),
+                               loss=last["loss"], corr=last["corr"], lr=lr,
+                               message="stopping: saving a checkpoint" if self.stopping else "training")
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['loss']:.3f}", corr=f"{last['corr']:.3f}", lr=f"{lr:.2e}")
+            elif cfg.log_every and (self.step % cfg.log_every == 0 or self.step == 1):
+                log.info("step %d/%d  loss %.4f (BCE %.4f, Dice %.4f)  corr %.3f  lr %.2e  %.2f s/step  ETA %s",
+                         self.step, cfg.steps, last["loss"], last["bce"], last["dice"], last["corr"], lr,
+                         self._step_time, _eta(eta))
             if cfg.eval_every and self.step % cfg.eval_every == 0 and val_samples and self.step < cfg.steps:
                 self._evaluate(objective, grounder, val_samples, tag="latest")
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
@@ -492,18 +419,18 @@ class Trainer:
             self._save(soft, optimizer, scheduler, last)
             final, exported = self._export(soft, last, val_final)
             self._plot()
-            self._write_status(state="finished", eta_s=0, message=f"finished: {final.name}",
+            self._write_status(state="finished", eta_s=0, message=f"finished: {(exported or final or self.run_dir).name}",
                                soft_prompts=str(final), exported=str(exported) if exported else None)
             log.info("finished %d steps; soft prompts: %s; %s", self.step, exported or final, self.skipped.summary())
             return TrainResult("finished", self.step, self.run_dir, final, exported, last, val_init, val_final,
-                               self.skipped.to_dict())
+                               self.skipped.to_dict(), self.dist.main)
         folder = self._save(soft, optimizer, scheduler, last)
         self._plot()
         self._write_status(state="stopped", eta_s=None, message=f"stopped at step {self.step} "
-                           f"({self._stop_reason}); resume with --resume", checkpoint=str(folder))
+                           f"({self._stop_reason}); Resume (or --resume) continues it", checkpoint=str(folder))
         log.info("stopped at step %d (%s); checkpoint %s", self.step, self._stop_reason, folder)
         return TrainResult("stopped", self.step, self.run_dir, None, None, last, val_init, None,
-                           self.skipped.to_dict())
+                           self.skipped.to_dict(), self.dist.main)
 
     def _agree_stop(self) -> bool:
         return self.dist.any(self.stopping)
@@ -534,8 +461,12 @@ class Trainer:
                 log.warning("held-out sample %s skipped: %s", r.key, bad)
         return samples
 
-    def _evaluate(self, objective: Objective, grounder: Grounder, samples: list[TrainSample], tag: str) -> dict[str, float]:
-        """Mean metrics over the held-out samples (no grad); maps of the first one as a figure."""
+    def _evaluate(self, objective: Objective, grounder: Grounder, samples: list[TrainSample],
+                  tag: str) -> dict[str, float] | None:
+        """Mean metrics over the held-out samples (no grad; process 0 only); maps of the first one
+        as a figure."""
+        if not self.dist.main:
+            return None
         per = []
         first = None
         for s in samples:
@@ -546,7 +477,7 @@ class Trainer:
         self._append_metrics({"split": "val", "step": self.step, **{k: round(v, 6) for k, v in metrics.items()},
                               "samples": len(per)})
         log.info("held-out at step %d: loss %.4f, correlation %.4f", self.step, metrics["loss"], metrics["corr"])
-        if self.dist.main and first is not None:
+        if first is not None:
             s, res = first
             branch = "frame" if "frame" in res else "video"
             r = res[branch]
@@ -620,7 +551,10 @@ class Trainer:
                 keep.append(line)
         path.write_text("".join(x + "\n" for x in keep), encoding="utf-8")
 
-    def _export(self, soft: SoftPrompts, last: dict[str, float], val: dict[str, float] | None) -> tuple[Path, Path | None]:
+    def _export(self, soft: SoftPrompts, last: dict[str, float],
+                val: dict[str, float] | None) -> tuple[Path | None, Path | None]:
+        if not self.dist.main:
+            return None, None
         meta = self._soft_meta(last, True)
         if val:
             meta["metrics"].update({f"val_{k}": round(v, 6) for k, v in val.items()})
@@ -639,6 +573,12 @@ class Trainer:
         records = read_metrics(self.run_dir)
         if records:
             plots.save_figure(plots.metrics_figure(records, self.run_dir.name), self.run_dir / "loss.png")
+
+
+def _eta(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    h, rem = divmod(s, 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
 
 
 def _safe_name(name: str) -> str:
