@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .rle import rle_decode, rle_encode
 from .types import Clip, SegmentationResult
 
 SCHEMA_VERSION = 1
@@ -270,78 +271,15 @@ def write_overlay_mp4(frames: np.ndarray, masks: np.ndarray, path: Path, fps: fl
 # --------------------------------------------------------------------------- COCO RLE
 
 
-def _runs(mask: np.ndarray) -> list[int]:
-    """Column-major run lengths, first run counting zeros (0 if the first pixel is set)."""
-    flat = np.asarray(mask).astype(bool).ravel(order="F")
-    if flat.size == 0:
-        return [0]
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    runs = np.diff(np.concatenate(([0], change, [flat.size])))
-    return ([0] if flat[0] else []) + runs.tolist()
-
-
-def _encode_counts(counts: Sequence[int]) -> str:
-    """COCO's compact string: each count (minus the one two back, from the 4th on) as 5-bit
-    groups, low first, in chars 48.., bit 0x20 = more follows, bit 0x10 of the last = sign."""
-    out = []
-    for i, count in enumerate(counts):
-        x = int(count) - (int(counts[i - 2]) if i > 2 else 0)
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = x != -1 if c & 0x10 else x != 0
-            out.append(chr((c | 0x20 if more else c) + 48))
-    return "".join(out)
-
-
-def _decode_counts(text: str) -> list[int]:
-    counts: list[int] = []
-    p = 0
-    while p < len(text):
-        x, k, more = 0, 0, True
-        while more:
-            if p >= len(text):
-                raise ValueError("RLE counts string ends in the middle of a number")
-            c = ord(text[p]) - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"invalid character {text[p]!r} in RLE counts")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
-
-
 def masks_to_coco_rle(mask: np.ndarray) -> dict:
     """One (H, W) mask → COCO compressed RLE ``{"size": [h, w], "counts": str}`` (as pycocotools'
     ``mask.encode`` would give, with counts as text instead of bytes)."""
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be (H, W), got shape {mask.shape}")
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": _encode_counts(_runs(mask))}
+    return rle_encode(mask)
 
 
 def coco_rle_to_mask(rle: dict) -> np.ndarray:
     """COCO RLE (compressed string/bytes, or an uncompressed list of counts) → (H, W) bool."""
-    try:
-        h, w = (int(v) for v in rle["size"])
-        counts = rle["counts"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError("RLE must be a dict with 'size': [h, w] and 'counts'") from exc
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    runs = _decode_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
-    if any(r < 0 for r in runs) or sum(runs) != h * w:
-        raise ValueError(f"RLE counts do not cover a {h}×{w} mask")
-    values = np.arange(len(runs)) % 2 == 1
-    flat = np.repeat(values, runs)
-    return np.ascontiguousarray(flat.reshape((h, w), order="F"))
+    return rle_decode(rle)
 
 
 def write_coco_rle_json(masks: np.ndarray, path: Path, names: Sequence[str] | None = None) -> Path:

@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from steerseg_core import export as export_mod
+from steerseg_core.errors import InputError
 from steerseg_core.export import (
     RESULT_SCHEMA_KEYS,
     coco_rle_to_mask,
@@ -297,12 +298,12 @@ def test_coco_rle_uncompressed_and_invalid():
     np.testing.assert_array_equal(coco_rle_to_mask({"size": [2, 2], "counts": [1, 2, 1]}),
                                   np.array([[0, 1], [1, 0]], bool))
     for bad, match in [
-        ({"size": [2, 2], "counts": "5"}, "do not cover"),
+        ({"size": [2, 2], "counts": "5"}, "cover 5 pixels"),
         ({"size": [2, 2], "counts": "1\x7f"}, "invalid character"),
-        ({"size": [2, 2], "counts": "T"}, "middle of a number"),
-        ({"counts": "4"}, "'size'"),
+        ({"size": [2, 2], "counts": "T"}, "truncated"),
+        ({"counts": "4"}, "not a COCO RLE"),
     ]:
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(InputError, match=match):
             coco_rle_to_mask(bad)
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         masks_to_coco_rle(np.zeros((1, 2, 2), bool))

@@ -43,9 +43,9 @@ def test_run_and_stages(clip, cfg):
     assert {"grounding_cot", "grounding_frame_rollout", "grounding_video_rollout", "scoring", "total"} <= set(result.timings)
     assert result.config["grounding"]["t_frame"] == 3
 
-    # the grounder is cached: a second pipeline with the same models reuses it
+    # the backbone is cached: a second pipeline with the same models reuses the loaded model
     g1 = pipeline.cached_grounder(cfg.grounding)
-    assert pipeline.cached_grounder(cfg.grounding) is g1
+    assert pipeline.cached_grounder(cfg.grounding).adapter is g1.adapter
 
     other = (result.chosen + 1) % len(result.tracklets)
     assert pipeline.SteerSeg.choose(result, other).chosen == other
@@ -64,4 +64,4 @@ def test_run_and_stages(clip, cfg):
         seg.refine(result, clip, [(50, 1.0, 1.0, 1)])
 
     pipeline.clear_model_cache()
-    assert pipeline.cached_grounder(cfg.grounding) is not g1
+    assert pipeline.cached_grounder(cfg.grounding).adapter is not g1.adapter

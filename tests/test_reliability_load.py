@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ RUN_FILES = {"masks.zip", "overlay.mp4", "result.json", "masks_coco_rle.json"}
 def load_module():
     spec = importlib.util.spec_from_file_location("steerseg_load_test", ROOT / "benchmarks" / "load_test.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

@@ -186,8 +186,8 @@ def storage_problem(err: BaseException, path: Path | str) -> StorageError | None
     if code == errno.ENOSPC or "disk is full" in text or "no space left" in text:
         return StorageError(f"the server's disk is full, so the annotation database '{name}' cannot grow. "
                           f"{kept} Free some space (or point STEERSEG_DB elsewhere) and try again.")
-    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text or "read-only" in text \
-            or "unable to open database" in text or "permission denied" in text:
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR) or "readonly" in text \
+            or "read-only" in text or "unable to open database" in text or "permission denied" in text:
         return ReadOnlyStoreError(f"the annotation database '{name}' is read-only or its folder cannot be written. "
                           f"{kept} Make it writable (or point STEERSEG_DB elsewhere) and try again.")
     if "database is locked" in text or "database is busy" in text:

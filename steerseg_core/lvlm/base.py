@@ -231,6 +231,20 @@ class HFAdapter:
                  "image_token_index", "video_token_index")
         return sorted({int(getattr(cfg, n)) for n in names if getattr(cfg, n, None) is not None})
 
+    def _chat(self, kind: str, text: str) -> str:
+        """The user turn with one visual placeholder (``kind`` 'image' or 'video') and the text."""
+        messages = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def _to_device(self, batch) -> dict[str, torch.Tensor]:
+        """Processor output → tensors on the model's device, floats in the model's dtype."""
+        out = {}
+        for k, v in batch.items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(self.device)
+                out[k] = v.to(self.dtype) if v.is_floating_point() else v
+        return out
+
     # -- family specifics ----------------------------------------------------------------------
     def build_frames(self, frames: np.ndarray, text: str, max_tokens: int) -> PreparedInputs:
         """One sequence per frame (B = T), each frame as an image at the frame-branch grid."""

@@ -68,17 +68,7 @@ class InternVLAdapter(HFAdapter):
             ids.add(video)
         return sorted(ids)
 
-    def _chat(self, kind: str, text: str) -> str:
-        messages = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def _to_device(self, batch) -> dict[str, torch.Tensor]:
-        out = {}
-        for k, v in batch.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(self.device)
-                out[k] = v.to(self.dtype) if v.is_floating_point() else v
-        return out
 
     def _positions(self, mi: dict[str, torch.Tensor], expected: int) -> torch.Tensor:
         rows = mi["input_ids"] == self.image_token_id

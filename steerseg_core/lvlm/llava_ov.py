@@ -83,17 +83,7 @@ class LlavaOneVisionAdapter(HFAdapter):
             raise RuntimeError("no vision block in the prompt to place soft prompts before")
         return int(hits[0])
 
-    def _chat(self, kind: str, text: str) -> str:
-        messages = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def _to_device(self, batch) -> dict[str, torch.Tensor]:
-        out = {}
-        for k, v in batch.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(self.device)
-                out[k] = v.to(self.dtype) if v.is_floating_point() else v
-        return out
 
     @staticmethod
     def _token_positions(mi: dict[str, torch.Tensor], token_id: int) -> torch.Tensor:

@@ -52,19 +52,7 @@ class QwenVLAdapter(HFAdapter):
     def _vision_start_id(self) -> int:
         return int(self.model.config.vision_start_token_id)
 
-    def _chat(self, kind: str, text: str) -> str:
-        messages = [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def _to_device(self, batch) -> dict[str, torch.Tensor]:
-        out = {}
-        for k, v in batch.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(self.device)
-                if v.is_floating_point():
-                    v = v.to(self.dtype)
-                out[k] = v
-        return out
 
     def _visual(self, mi: dict[str, torch.Tensor], token_id: int) -> torch.Tensor:
         rows = mi["input_ids"] == token_id

@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,7 +183,7 @@ class Sam2Backend:
         std = torch.tensor(IMAGENET_STD, device=work).view(1, 3, 1, 1)
         return ((x - mean) / std).to(self.device)
 
-    def encode(self, clip: Clip, progress=None) -> EncodedClip:
+    def encode(self, clip: Clip, progress: Callable[[float], None] | None = None) -> EncodedClip:
         """Run the image encoder once per frame of ``clip``; reuses the last clip's features
         when called again with the same frames (e.g. a click refinement after the candidates)."""
         key = _fingerprint(clip.frames, self.image_size)
@@ -199,7 +199,8 @@ class Sam2Backend:
         """Forget the encoded clip (frees its memory)."""
         self._last = None
 
-    def _encode(self, frames: np.ndarray, key: str, progress) -> EncodedClip:
+    def _encode(self, frames: np.ndarray, key: str,
+                progress: Callable[[float], None] | None) -> EncodedClip:
         n = int(frames.shape[0])
         feats: list[torch.Tensor] | None = None
         pos: list[torch.Tensor] = []
