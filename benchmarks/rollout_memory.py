@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import statistics
 import subprocess
 import sys
 import threading
@@ -53,7 +54,8 @@ class PeakSampler:
         self.peak = max(self.peak, _rss())
 
 
-def _child(variant: str, n: int, layers: int) -> dict:
+def _child(mode: str, n: int, layers: int, reps: int = 1) -> dict:
+    """mode: a variant name (memory of that variant) or 'time' (all three, interleaved)."""
     sys.path.insert(0, str(ROOT))
     import torch
     from transformers import Qwen2_5_VLConfig
@@ -68,13 +70,14 @@ def _child(variant: str, n: int, layers: int) -> dict:
         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}))
     text_cfg = cfg.text_config
     rollout.register_attention()
-    text_cfg._attn_implementation = {"plain": "sdpa", "ours": rollout.ATTN_IMPLEMENTATION,
-                                     "output_attentions": "eager"}[variant]
     with torch.device("cpu"):
         model = Qwen2_5_VLTextModel(text_cfg).eval()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.02)
-    def run(n: int = n) -> None:
+    impl = {"plain": "sdpa", "ours": rollout.ATTN_IMPLEMENTATION, "output_attentions": "eager"}
+
+    def run(variant: str, n: int) -> None:
+        text_cfg._attn_implementation = impl[variant]
         x = torch.randn(1, n, 3584) * 0.5
         with torch.inference_mode():
             if variant == "plain":
@@ -87,40 +90,51 @@ def _child(variant: str, n: int, layers: int) -> dict:
                 out = model(inputs_embeds=x, use_cache=False, output_attentions=True)
                 rollout.dense_rollout_row(out.attentions, -1)
 
-    run(64)  # warm-up: lazy imports and kernel set-up are not the method's memory
+    if mode == "time":
+        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for v in VARIANTS:
+            run(v, 64)
+        for rep in range(reps):
+            for v in VARIANTS[rep % 3:] + VARIANTS[:rep % 3]:
+                t0 = time.perf_counter()
+                run(v, n)
+                times[v].append(time.perf_counter() - t0)
+        return {"n": n, "time_s": {v: statistics.median(t) for v, t in times.items()}}
+    run(mode, 64)  # warm-up: lazy imports and kernel set-up are not the method's memory
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     base = _rss()
     with PeakSampler() as s:
-        run()
-    growth = s.peak - base
-    t0 = time.perf_counter()
-    run()
-    return {"variant": variant, "n": n, "growth_mb": growth / 2**20, "time_s": time.perf_counter() - t0}
+        run(mode, n)
+    return {"variant": mode, "n": n, "growth_mb": (s.peak - base) / 2**20}
+
+
+def _spawn(args: argparse.Namespace, mode: str, n: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--layers", str(args.layers), "--reps", str(args.reps),
+                          "--child", mode, str(n)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--tokens", type=int, nargs="+", default=[400, 1200, 4200])
-    ap.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=3, help="timing repetitions per variant (median)")
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child[0], int(args.child[1]), args.layers)))
+        print(json.dumps(_child(args.child[0], int(args.child[1]), args.layers, args.reps)))
         return
-    print(f"Qwen2.5-VL-7B layer shapes, {args.layers} layers (all in the rollout range), fp32, CPU")
+    print(f"Qwen2.5-VL-7B layer shapes, {args.layers} layers (all in the rollout range), fp32, CPU; "
+          f"time = median of {args.reps} interleaved runs")
     print(f"{'N':>6} | {'plain MB':>9} {'plain s':>8} | {'ours MB':>8} {'ours s':>7} {'mem x':>6} {'time x':>6} "
           f"| {'out_attn MB':>11} {'s':>7} {'mem x':>6} {'time x':>6}")
     for n in args.tokens:
-        res = {}
-        for v in VARIANTS:
-            out = subprocess.run([sys.executable, __file__, "--layers", str(args.layers), "--child", v, str(n)],
-                                 capture_output=True, text=True, check=True)
-            res[v] = json.loads(out.stdout.strip().splitlines()[-1])
-        p, o, a = res["plain"], res["ours"], res["output_attentions"]
-        print(f"{n:>6} | {p['growth_mb']:>9.0f} {p['time_s']:>8.2f} | {o['growth_mb']:>8.0f} {o['time_s']:>7.2f} "
-              f"{o['growth_mb'] / p['growth_mb']:>6.2f} {o['time_s'] / p['time_s']:>6.2f} | "
-              f"{a['growth_mb']:>11.0f} {a['time_s']:>7.2f} {a['growth_mb'] / p['growth_mb']:>6.2f} "
-              f"{a['time_s'] / p['time_s']:>6.2f}", flush=True)
+        mem = {v: _spawn(args, v, n)["growth_mb"] for v in VARIANTS}
+        t = _spawn(args, "time", n)["time_s"]
+        p, o, a = "plain", "ours", "output_attentions"
+        print(f"{n:>6} | {mem[p]:>9.0f} {t[p]:>8.2f} | {mem[o]:>8.0f} {t[o]:>7.2f} {mem[o] / mem[p]:>6.2f} "
+              f"{t[o] / t[p]:>6.2f} | {mem[a]:>11.0f} {t[a]:>7.2f} {mem[a] / mem[p]:>6.2f} {t[a] / t[p]:>6.2f}",
+              flush=True)
 
 
 if __name__ == "__main__":

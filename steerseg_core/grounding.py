@@ -91,9 +91,9 @@ class Grounder:
             tokens = new[:, :1]
         full = prepared.with_appended_tokens(tokens)
         lo, hi = self.layers
-        with rollout.capturing(self.adapter.attention_modules(lo, hi)) as cap:
+        with rollout.capturing(self.adapter.attention_modules(lo, hi), self.config.rollout_chunk) as cap:
             self.adapter.forward(full, soft)
-        result = rollout.rollout_row(cap.ordered(), -1, self.config.rollout_chunk)
+        result = rollout.rollout_row(cap.ordered())
         pos = prepared.visual_positions
         t, h, w = prepared.visual_grid
         maps = result.row[:, pos].reshape(-1, t, h, w)

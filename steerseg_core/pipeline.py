@@ -122,6 +122,28 @@ def _oom_guard(fn: Callable[[], Any], what: str) -> Any:
                                "frame token budget, a shorter clip or a smaller SAM2 model") from err
 
 
+class _StageClock:
+    """Passes progress through and notes when each reported sub-stage started, for timings."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.starts: list[tuple[str, float]] = []
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if not self.starts or self.starts[-1][0] != stage:
+            self.starts.append((stage, time.perf_counter()))
+        if self.progress:
+            self.progress(stage, fraction)
+
+    def durations(self, end: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i, (stage, start) in enumerate(self.starts):
+            stop = self.starts[i + 1][1] if i + 1 < len(self.starts) else end
+            key = stage.lower().replace("sam2: ", "sam2_").replace(" ", "_")
+            out[key] = out.get(key, 0.0) + stop - start
+        return out
+
+
 class SteerSeg:
     """The whole method. ``SteerSeg(config).run(clip, expression)`` is all most users need."""
 
@@ -139,16 +161,19 @@ class SteerSeg:
         from .segment import generate_candidates, score_tracklets
 
         seg = self.config.segment
+        t_load = time.perf_counter()
         backend = _oom_guard(lambda: cached_sam2(seg.sam2, seg.device), "SAM2 loading")
         t0 = time.perf_counter()
-        tracklets = _oom_guard(lambda: generate_candidates(backend, clip, grounding, seg, progress),
+        stages = _StageClock(progress)
+        tracklets = _oom_guard(lambda: generate_candidates(backend, clip, grounding, seg, stages),
                                "SAM2 propagation")
         t1 = time.perf_counter()
         if progress:
             progress("scoring", 0.0)
         scored = score_tracklets(tracklets, grounding, seg.alpha)
         t2 = time.perf_counter()
-        return scored, {"sam2_candidates_and_propagation": t1 - t0, "scoring": t2 - t1}
+        return scored, {"sam2_load": t0 - t_load, **stages.durations(t1),
+                        "sam2_candidates_and_propagation": t1 - t0, "scoring": t2 - t1}
 
     def assemble(self, clip: Clip, grounding: GroundingResult, tracklets: list[Tracklet],
                  timings: dict[str, float]) -> SegmentationResult:

@@ -1,14 +1,21 @@
 """Attention capture and rollout of the query token's row (Abnar & Zuidema), memory-lean.
 
 Why this file exists: the rollout R = Ã_L · … · Ã_L0 (Ã_l = ½(mean_heads(A_l) + I)) is only needed
-at one row, i_q. We never ask the model for its attention matrices (``output_attentions`` forces
-eager attention and materialises L × H × N × N). Instead the language model runs its normal sdpa
-attention through a registered wrapper that, for the layers in the rollout range, keeps only the
-post-RoPE queries and keys. After the forward, the row is computed as a vector–matrix chain from the
-top layer down, recomputing each layer's head-mean attention ``chunk`` query rows at a time.
+at one row, i_q (the last position). We never ask the model for its attention matrices
+(``output_attentions`` forces eager attention and materialises L × H × N × N). Instead the
+language model runs its normal sdpa attention through a registered wrapper that, for the layers in
+the rollout range, keeps only what the chain needs:
+
+- the top layer: the head-mean attention row of i_q alone, (B, N);
+- every other layer: its head-mean attention, causal part only (row chunks ``A[r0:r1, :r1]``),
+  computed from the layer's queries and keys ``chunk`` rows and one KV-head group at a time.
+
+That is N²/2 floats per layer — less than the layer's queries and keys (N·(H+KVH)·D floats) for
+every N below 2·(H+KVH)·D (8,192 for Qwen2.5-VL-7B), and never H × N × N. After the forward the
+row is a vector–matrix chain from the top layer down.
 
 The same code is differentiable (soft-prompt training backpropagates through it); with grad
-enabled each chunk is checkpointed so the backward never stores H × N × N either.
+enabled each chunk is checkpointed, so the backward recomputes it instead of storing softmaxes.
 """
 
 from __future__ import annotations
@@ -28,17 +35,35 @@ _state = threading.local()
 
 @dataclass
 class LayerRecord:
-    query: torch.Tensor  # (B, H, N, D), post-RoPE
-    key: torch.Tensor  # (B, KVH, N, D), post-RoPE
-    scaling: float
-    mask: torch.Tensor | None  # extra (B, 1|H, N, N) mask beyond causal, bool keep or additive float
+    """What one rollout layer leaves behind: causal head-mean attention chunks (B, r1-r0, r1) by
+    first row r0 — or, for the top layer, only the query row (B, N).
+
+    With grad (training), the layer's queries and keys are kept instead and the chunks are
+    computed, checkpointed, during the chain: computing them inside the forward would break a
+    model's own activation checkpointing (the recomputed forward would not repeat the capture)."""
+
+    n: int
+    chunks: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    query_row: torch.Tensor | None = None
+    lazy: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float] | None = None
+    chunk: int = 256
+    top: bool = False
+
+    def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
+        if self.lazy is None:
+            yield from self.chunks
+            return
+        for r0 in range(0, self.n, self.chunk):
+            r1 = min(r0 + self.chunk, self.n)
+            yield r0, checkpoint(_rows, *self.lazy, r0, r1, use_reentrant=False)
 
 
 @dataclass
 class AttentionCapture:
-    """Records queries/keys of the given attention modules during one forward pass."""
+    """Records the rollout inputs of the given attention modules during one forward pass."""
 
     modules: Sequence[nn.Module]
+    chunk: int = 256
     records: dict[int, LayerRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -48,9 +73,23 @@ class AttentionCapture:
         i = self._index.get(id(module))
         if i is None:
             return
-        if key.shape[-2] != query.shape[-2]:
+        n = query.shape[-2]
+        if key.shape[-2] != n:
             raise RuntimeError("attention capture needs a full forward pass (no KV cache)")
-        self.records[i] = LayerRecord(query, key, float(scaling), _extra_mask(mask, query))
+        extra = _extra_mask(mask, query)
+        if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad):
+            self.records[i] = LayerRecord(n, lazy=(query, key, extra, float(scaling)), chunk=self.chunk,
+                                          top=(i == len(self.modules) - 1))
+            return
+        if i == len(self.modules) - 1:  # top layer: only the query's own row is used
+            row = _rows(query, key, extra, float(scaling), n - 1, n)[:, 0]
+            self.records[i] = LayerRecord(n, query_row=row, top=True)
+            return
+        rec = LayerRecord(n, chunk=self.chunk)
+        for r0 in range(0, n, self.chunk):
+            r1 = min(r0 + self.chunk, n)
+            rec.chunks.append((r0, _rows(query, key, extra, float(scaling), r0, r1)))
+        self.records[i] = rec
 
     def ordered(self) -> list[LayerRecord]:
         missing = [i for i in range(len(self.modules)) if i not in self.records]
@@ -70,6 +109,31 @@ def _extra_mask(mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor 
     if torch.equal(keep & causal, causal.expand_as(keep)) or torch.equal(keep, causal.expand_as(keep)):
         return None
     return keep
+
+
+def _rows(query: torch.Tensor, key: torch.Tensor, extra: torch.Tensor | None, scaling: float,
+          r0: int, r1: int) -> torch.Tensor:
+    """Head-mean causal attention probabilities of rows r0..r1-1 over columns 0..r1-1:
+    (B, r1-r0, r1), float32. One KV-head group at a time keeps the transient small."""
+    b, h, _, _ = query.shape
+    kvh = key.shape[1]
+    g = h // kvh
+    rows = torch.arange(r0, r1, device=query.device).view(-1, 1)
+    keep = torch.arange(r1, device=query.device).view(1, -1) <= rows  # causal, (R, r1)
+    out = None
+    with torch.autocast(query.device.type, enabled=False):  # float32 even inside a caller's autocast
+        for j in range(kvh):
+            q = query[:, j * g:(j + 1) * g, r0:r1].float()  # (B, G, R, D)
+            k = key[:, j:j + 1, :r1].float()  # (B, 1, r1, D)
+            scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # (B, G, R, r1)
+            mask = keep
+            if extra is not None:
+                e = extra[:, :, r0:r1, :r1]
+                mask = keep & (e if e.shape[1] == 1 else e[:, j * g:(j + 1) * g])
+            probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+            part = probs.sum(dim=1)
+            out = part if out is None else out + part
+    return out / h
 
 
 def _steerseg_attention(module, query, key, value, attention_mask, *args, **kwargs):
@@ -94,9 +158,10 @@ def register_attention() -> None:
 
 
 @contextmanager
-def capturing(modules: Sequence[nn.Module]) -> Iterator[AttentionCapture]:
-    """Within the block, forward passes record Q/K of ``modules`` (the rollout layers, low→high)."""
-    cap = AttentionCapture(list(modules))
+def capturing(modules: Sequence[nn.Module], chunk: int = 256) -> Iterator[AttentionCapture]:
+    """Within the block, forward passes record the rollout inputs of ``modules`` (the rollout
+    layers, low→high; the last one is the top layer), ``chunk`` query rows at a time."""
+    cap = AttentionCapture(list(modules), max(1, int(chunk)))
     prev = getattr(_state, "capture", None)
     _state.capture = cap
     try:
@@ -105,45 +170,15 @@ def capturing(modules: Sequence[nn.Module]) -> Iterator[AttentionCapture]:
         _state.capture = prev
 
 
-def _attention_rows(rec: LayerRecord, rows: torch.Tensor | slice, n: int) -> torch.Tensor:
-    """Head-mean attention probabilities for the given query rows: (B, R, N), float32."""
-    q = rec.query[:, :, rows]  # (B, H, R, D)
-    b, h, r, d = q.shape
-    kvh = rec.key.shape[1]
-    q = q.reshape(b, kvh, h // kvh, r, d).float()
-    k = rec.key.float().unsqueeze(2)  # (B, KVH, 1, N, D)
-    with torch.autocast(q.device.type, enabled=False):  # float32 even inside a caller's autocast
-        scores = torch.matmul(q, k.transpose(-1, -2)) * rec.scaling  # (B, KVH, G, R, N)
-    row_idx = torch.arange(n, device=q.device)[rows].view(r, 1)
-    keep = torch.arange(n, device=q.device).view(1, n) <= row_idx  # causal
-    if rec.mask is not None:
-        extra = rec.mask[:, :, rows].to(q.device)  # (B, 1|H, R, N)
-        extra = extra.unsqueeze(2) if extra.shape[1] == 1 else extra.reshape(b, kvh, h // kvh, r, n)
-        keep = keep & extra
-    scores = scores.masked_fill(~keep, float("-inf"))
-    probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)
-    return probs.mean(dim=(1, 2))  # (B, R, N)
-
-
-def _chunk_product(rec: LayerRecord, v_chunk: torch.Tensor, start: int, stop: int, n: int) -> torch.Tensor:
-    probs = _attention_rows(rec, slice(start, stop), n)
-    with torch.autocast(probs.device.type, enabled=False):
-        return torch.bmm(v_chunk.float().unsqueeze(1), probs).squeeze(1)
-
-
-def vector_times_attention(rec: LayerRecord, v: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """v · mean_heads(A) for a (B, N) vector v, chunked over query rows (skips zero rows)."""
-    n = rec.query.shape[-2]
-    out = torch.zeros_like(v)
-    nonzero = (v != 0).any(dim=0).nonzero()
-    last = int(nonzero.max()) + 1 if nonzero.numel() else 0
-    for start in range(0, last, chunk):
-        stop = min(start + chunk, last)
-        vc = v[:, start:stop]
-        if torch.is_grad_enabled() and (vc.requires_grad or rec.query.requires_grad):
-            out = out + checkpoint(_chunk_product, rec, vc, start, stop, n, use_reentrant=False)
-        else:
-            out = out + _chunk_product(rec, vc, start, stop, n)
+def vector_times_attention(rec: LayerRecord, v: torch.Tensor) -> torch.Tensor:
+    """v · mean_heads(A) for a (B, N) vector v, from the stored causal chunks."""
+    out = torch.zeros(v.shape[0], rec.n, dtype=torch.float32, device=v.device)
+    with torch.autocast(v.device.type, enabled=False):
+        for r0, block in rec.blocks():
+            r1 = r0 + block.shape[1]
+            vc = v[:, r0:r1].float()
+            contrib = torch.bmm(vc.unsqueeze(1), block).squeeze(1)  # (B, r1)
+            out = out + torch.nn.functional.pad(contrib, (0, rec.n - r1))
     return out
 
 
@@ -155,21 +190,30 @@ class RolloutRow:
     layer_rows: list[torch.Tensor]  # per layer (low→high) the raw head-mean attention row of i_q: (B, N)
 
 
-def rollout_row(records: Sequence[LayerRecord], query_index: int = -1, chunk: int = 256) -> RolloutRow:
-    """R[i_q, :] with R = Ã_L ⋯ Ã_L0, Ã = ½(mean_heads(A) + I); records ordered low → high."""
+def _last_row(rec: LayerRecord) -> torch.Tensor:
+    if rec.query_row is not None:
+        return rec.query_row
+    if rec.lazy is not None:
+        return _rows(*rec.lazy, rec.n - 1, rec.n)[:, 0]
+    return rec.chunks[-1][1][:, -1]
+
+
+def rollout_row(records: Sequence[LayerRecord], query_index: int = -1, chunk: int | None = None) -> RolloutRow:
+    """R[i_q, :] with R = Ã_L ⋯ Ã_L0, Ã = ½(mean_heads(A) + I); records ordered low → high.
+    i_q is the last position (the response token); chunking happened at capture time."""
     if not records:
         raise ValueError("no layers to roll out")
     top = records[-1]
-    b, _, n, _ = top.query.shape
-    q = query_index % n
-    device = top.query.device
-    e_q = torch.zeros(b, n, device=device)
-    e_q[:, q] = 1.0
-    layer_rows = [_attention_rows(rec, slice(q, q + 1), n)[:, 0] for rec in records]
-    v = 0.5 * (layer_rows[-1] + e_q)
+    if not top.top or query_index not in (-1, top.n - 1):
+        raise ValueError("the rollout row is captured for the last position (the query token) only")
+    n = top.n
+    top_row = _last_row(top)
+    e_q = torch.zeros(top_row.shape[0], n, device=top_row.device)
+    e_q[:, n - 1] = 1.0
+    v = 0.5 * (top_row + e_q)
     for rec in reversed(records[:-1]):
-        v = 0.5 * (vector_times_attention(rec, v, chunk) + v)
-    return RolloutRow(row=v, layer_rows=[r.detach() for r in layer_rows])
+        v = 0.5 * (vector_times_attention(rec, v) + v)
+    return RolloutRow(row=v, layer_rows=[_last_row(r).detach() for r in records])
 
 
 def dense_rollout_row(attentions: Sequence[torch.Tensor], query_index: int = -1) -> torch.Tensor:

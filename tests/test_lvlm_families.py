@@ -219,9 +219,9 @@ def test_rollout_matches_dense(adapter, video):
     assert not set(tokens.flatten().tolist()) & set(adapter.structural_token_ids())
     full = prepared.with_appended_tokens(tokens[:, :1])
     lo, hi = 2, adapter.num_layers - 1
-    with torch.no_grad(), rollout.capturing(adapter.attention_modules(lo, hi)) as cap:
+    with torch.no_grad(), rollout.capturing(adapter.attention_modules(lo, hi), 7) as cap:
         adapter.forward(full, soft)
-    ours = rollout.rollout_row(cap.ordered(), -1, 7).row
+    ours = rollout.rollout_row(cap.ordered()).row
     _set_text_attention(adapter, "eager")
     try:
         with torch.no_grad(), adapter.soft_prompts_active(full, soft):
