@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every writable path the code reads from the environment points into one temp folder per test
+# session (subprocesses inherit it), so no test writes into the checkout's checkpoints/, runs/ or
+# annotations/ folders.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="steerseg-tests-"))
+for _var, _sub in (("STEERSEG_CHECKPOINTS", "checkpoints"), ("STEERSEG_RUNS", "runs"),
+                   ("STEERSEG_DB", "annotations/steerseg.db"), ("STEERSEG_CACHE", "cache"),
+                   ("STEERSEG_OUTPUTS", "outputs")):
+    os.environ.setdefault(_var, str(_SCRATCH / _sub))
 DATA = Path(os.environ.get("STEERSEG_TEST_DATA", ROOT.parent / "shared" / "data"))
 DAVIS = DATA / "davis2016"
 
@@ -50,3 +60,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    shutil.rmtree(_SCRATCH, ignore_errors=True)
