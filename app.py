@@ -65,7 +65,7 @@ def launch_kwargs(args: argparse.Namespace, ctx: AppContext) -> dict:
 
     return dict(server_name=args.host, server_port=args.port, share=args.share,
                 allowed_paths=[str(ctx.cache_dir), str(outputs_root())],
-                max_file_size=f"{ctx.config.limits.max_upload_mb:.0f}mb", js=ANNOTATE_SHORTCUTS_JS,
+                max_file_size=int(ctx.config.limits.max_upload_mb * 2**20), js=ANNOTATE_SHORTCUTS_JS,
                 theme=gr.themes.Soft(), ssr_mode=False, show_error=False)
 
 

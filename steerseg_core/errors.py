@@ -34,14 +34,20 @@ class OutOfMemoryError(SteerSegError):
 _SERVER_PATH = re.compile(r"(?<![\w.:/~-])~?/(?:[^\s'\"`:;,()<>|/]+/)+([^\s'\"`:;,()<>|/]*)")
 
 
+# Access tokens (Hugging Face "hf_...", bearer headers) that a library may echo in an error.
+_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{16,}\b|(?i:\bbearer\s+)[A-Za-z0-9._~+/=-]{16,}")
+
+
 def redact_paths(text: str) -> str:
-    """``text`` with every absolute server path replaced by its last component.
+    """``text`` with every absolute server path replaced by its last component (and access
+    tokens by ``***``).
 
     Messages shown on a public page must not reveal where the server keeps its files (temp
     folders, model caches, the user's home): ``'/srv/cache/x/clip.mp4' is empty`` becomes
     ``'clip.mp4' is empty``. URLs (``https://host/path``) are left alone.
     """
-    return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "…", str(text))
+    text = _TOKEN.sub("***", str(text))
+    return _SERVER_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "…", text)
 
 
 def public_message(err: BaseException | str) -> str:

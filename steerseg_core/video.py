@@ -495,6 +495,10 @@ def _probe(path: Path, limits: LimitsConfig, fps: float | None) -> tuple[VideoIn
         stream = _video_stream(container, label)
         info = _stream_info(path, container, stream)
         declared = int(stream.frames or 0)
+    except VideoError:
+        raise
+    except Exception as exc:  # a damaged header (no codec context, absurd numbers): never raw
+        raise VideoError(f"{label} has a damaged video header and cannot be read ({type(exc).__name__}).") from exc
     finally:
         container.close()
     if info.width <= 0 or info.height <= 0:

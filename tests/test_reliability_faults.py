@@ -1,9 +1,8 @@
 """Faults: processes killed (SIGKILL) mid-work, a read-only database, a full disk.
 
-Proven elsewhere and not repeated here (see the inventory in benchmarks/README.md, "Load"):
-SIGKILL of a writer process mid-stream (test_annotation_store), of attribute generation
-(test_annotation_studies), of a batch evaluation via the CLI (test_eval_runner) and during
-checkpoint writes (test_training_trainer). Here: the *app* killed while annotators answer, a
+Proven elsewhere and not repeated here: SIGKILL of a writer process mid-stream
+(test_annotation_store), of attribute generation (test_annotation_studies), of a batch evaluation
+via the CLI (test_eval_runner) and during checkpoint writes (test_training_trainer). Here: the *app* killed while annotators answer, a
 training run killed between checkpoints and resumed, and storage that refuses writes — each must
 give a clear message and lose nothing already stored.
 """
@@ -257,6 +256,7 @@ def test_full_disk_while_saving_downloads_is_a_clear_message_and_leaves_nothing(
 
 # --------------------------------------------------------------------------- the app killed
 
+@pytest.mark.slow
 def test_app_killed_during_annotation_writes_loses_and_duplicates_nothing(tiny_models, tmp_path, data_dir):
     lt = load_module()
     from steerseg_core.annotation import create_study  # noqa: F401 (the study comes from lt.make_study)
@@ -339,8 +339,10 @@ TRAIN = ["--steps", "40", "--batch-size", "1", "--n-prompts", "4", "--input-fram
          "--checkpoint-every", "10", "--eval-every", "0", "--no-export", "--no-progress", "--device", "cpu"]
 
 
-def _train(*args: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
+def _train(*args: str, wait: bool = True, checkpoints: Path | None = None) -> subprocess.Popen | subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    if checkpoints is not None:  # where an export would go: never the checkout's checkpoints/
+        env["STEERSEG_CHECKPOINTS"] = str(checkpoints)
     cmd = [sys.executable, "-m", "steerseg_core", "train", *args]
     if wait:
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -354,7 +356,7 @@ def test_training_killed_between_checkpoints_resumes_from_the_last_one(tiny_mode
     common = ["--data", str(data), "--backbone", backbone, *TRAIN]
 
     killed = tmp_path / "runs" / "killed"
-    proc = _train(*common, "--out", str(killed), wait=False)
+    proc = _train(*common, "--out", str(killed), wait=False, checkpoints=tmp_path / "exported")
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:  # past the first checkpoint, before the second
@@ -376,7 +378,7 @@ def test_training_killed_between_checkpoints_resumes_from_the_last_one(tiny_mode
     status = read_status(killed)
     assert status["state"] == "crashed" and not status["alive"]  # the app says what happened
 
-    r = _train("--out", str(killed), "--resume", "--no-progress")
+    r = _train("--out", str(killed), "--resume", "--no-progress", "--no-export", checkpoints=tmp_path / "exported")
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resumed from {latest.name} (step {step})" in r.stderr  # not from scratch
     steps = [m["step"] for m in read_metrics(killed) if m["split"] == "train"]
@@ -385,8 +387,9 @@ def test_training_killed_between_checkpoints_resumes_from_the_last_one(tiny_mode
 
     # bit for bit what an uninterrupted run gives (CPU, one thread)
     clean = tmp_path / "runs" / "clean"
-    r = _train(*common, "--out", str(clean))
+    r = _train(*common, "--out", str(clean), checkpoints=tmp_path / "exported")
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = SoftPrompts.load(killed / "soft_prompts.safetensors"), SoftPrompts.load(clean / "soft_prompts.safetensors")
     assert torch.equal(a.frame, b.frame) and torch.equal(a.video, b.video)
     assert json.loads((killed / "config.json").read_text())["steps"] == 40
+    assert not (tmp_path / "exported").exists()  # --no-export (given again on resume: it is not stored)
