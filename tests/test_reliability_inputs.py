@@ -175,16 +175,8 @@ def test_missing_model_folders_name_the_folder_only(tmp_path):
 @pytest.mark.parametrize(("name", "content", "match"), [
     ("expressions.json", "[1, 2", "'expressions.json' is not valid JSON"),
     ("expressions.json", '{"clips": 3}', "needs a 'clips' object"),
-    pytest.param("expressions.json", '{"clips": {"a": {"expressions": 5}}}', "expressions",
-                 marks=pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-                     "steerseg_core/training/data.py folder_dataset: `list(exps)` on a non-list 'expressions' "
-                     "raises a raw TypeError; it should raise InputError naming the clip (owned by the "
-                     "training engineers)"))),
-    pytest.param("meta_expressions.json", '{"videos": {"a": ', "not valid JSON",
-                 marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-                     "steerseg_core/training/data.py open_dataset replaces ytvos_dataset's 'not valid JSON' "
-                     "InputError with 'is neither a Ref-YouTube-VOS folder ... nor a generic folder', hiding "
-                     "the cause; it should re-raise errors of a meta_expressions.json that exists"))),
+    ("expressions.json", '{"clips": {"a": {"expressions": 5}}}', "clip 'a' needs an 'expressions' list"),
+    ("meta_expressions.json", '{"videos": {"a": ', "not valid JSON"),
 ])
 def test_malformed_training_dataset_json_is_a_clear_input_error(tmp_path, name, content, match):
     from steerseg_core.training.data import open_dataset

@@ -287,6 +287,8 @@ def folder_dataset(root: str | Path) -> Dataset:
     for name, clip in clips.items():
         clip = clip if isinstance(clip, dict) else {"expressions": clip}
         exps = clip.get("expressions") or []
+        if not isinstance(exps, (list, str, dict)):
+            raise InputError(f"'{spec_path.name}': clip '{name}' needs an 'expressions' list")
         exps = [exps] if isinstance(exps, (str, dict)) else list(exps)
         frame_dir = base / clip.get("frames", f"{name}/frames")
         mask_dir = base / clip.get("masks", f"{name}/masks")
@@ -319,6 +321,8 @@ def open_dataset(path: str | Path, split: str = "train") -> Dataset:
     try:
         return ytvos_dataset(p, split)
     except InputError as err:
+        if (p / "meta_expressions.json").is_file() or any(p.glob("meta_expressions/*/meta_expressions.json")):
+            raise  # the file is there: its own error says what is wrong with it
         raise InputError(f"'{path}' is neither a Ref-YouTube-VOS folder (meta_expressions.json) nor a "
                          "generic folder (expressions.json)") from err
 
