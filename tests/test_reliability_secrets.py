@@ -261,3 +261,14 @@ def test_launched_app_uploads_cannot_escape_and_server_files_cannot_be_fetched(c
             assert fetched.status_code >= 400 and "root:" not in fetched.text and "server's own" not in fetched.text
     finally:
         demo.close()
+
+
+def test_training_from_the_page_is_off_on_a_public_space(monkeypatch, tmp_path):
+    from ui.context import AppContext
+    from ui.train import start_run
+
+    monkeypatch.setenv("SPACE_ID", "someone/steerseg")
+    monkeypatch.delenv("STEERSEG_ALLOW_TRAINING", raising=False)
+    ctx = AppContext(runs_dir=tmp_path / "runs", checkpoints_dir=tmp_path / "ckpt")
+    msg, _ = start_run(ctx, str(tmp_path), "x", 10, 5e-4, 4, "", "")
+    assert "disabled on this public Space" in msg and not (tmp_path / "runs").exists()

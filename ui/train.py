@@ -10,13 +10,14 @@ folder, where the Segment tab lists them. All logic lives in ``steerseg_core.tra
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from steerseg_core.config import DEFAULT_BACKBONE
-from steerseg_core.errors import SteerSegError
+from steerseg_core.errors import SteerSegError, public_message
 from steerseg_core.lvlm import KNOWN_BACKBONES
 from steerseg_core.prompts import SEED_PROMPT_FRAME, SEED_PROMPT_VIDEO
 from steerseg_core.training import plots, runs
@@ -54,7 +55,12 @@ def _runs_update(ctx: AppContext, value: str | None) -> Any:
 def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float, n_prompts: float,
               seed_frame: str, seed_video: str, batch_size: float = 4, checkpoint_every: float = 250,
               eval_every: float = 250, name: str = "", device: str = "auto") -> tuple[str, Any]:
-    """Start button: launch a run, or say why not (another run holds the device, bad values)."""
+    """Start button: launch a run, or say why not (another run holds the device, bad values).
+    On a Hugging Face Space (SPACE_ID set) training from the page is off unless
+    STEERSEG_ALLOW_TRAINING=1: any visitor could otherwise start jobs on the server."""
+    if os.environ.get("SPACE_ID") and os.environ.get("STEERSEG_ALLOW_TRAINING") != "1":
+        return ("**Not started.** Training from the page is disabled on this public Space "
+                "(set STEERSEG_ALLOW_TRAINING=1 to allow it)."), gr.update()
     try:
         req = runs.RunRequest(
             data=(data or "").strip(), backbone=(backbone or "").strip(), steps=int(steps or 0), lr=float(lr or 0),
@@ -64,7 +70,7 @@ def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float
             name=(name or "").strip() or None, device=device or "auto")
         launched = runs.launch_run(ctx.runs_dir, req, ctx.checkpoints_dir)
     except (SteerSegError, ValueError, TypeError) as err:
-        return f"**Not started.** {err}", gr.update()
+        return f"**Not started.** {public_message(err)}", gr.update()
     return (f"Started **{launched.run_id}** (pid {launched.pid}). It runs in the background: you can close "
             "this page and come back.", _runs_update(ctx, launched.run_id))
 
@@ -78,7 +84,7 @@ def resume_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any]:
     try:
         launched = runs.launch_run(ctx.runs_dir, None, ctx.checkpoints_dir, resume_run=run_id)
     except SteerSegError as err:
-        return f"**Not resumed.** {err}", gr.update()
+        return f"**Not resumed.** {public_message(err)}", gr.update()
     return f"Resuming **{launched.run_id}** (pid {launched.pid}).", _runs_update(ctx, launched.run_id)
 
 
