@@ -129,7 +129,7 @@ def test_csv_and_json_lists(tmp_path, data_dir):
                                                 "id": "dog-1"}]}))
     study2 = create_study(db, json_path, name="json", n=5, seed=0)
     (s,) = store.get_samples(db, study2.id)
-    assert (study2.source_kind, s.exp_id, s.clip_ref) == ("list-json", "dog-1", str(davis_frames("libby")))
+    assert (study2.source_kind, s.exp_id, s.clip_ref) == ("list-json", "dog-1", str(davis_frames("libby").resolve()))
 
 
 @pytest.mark.parametrize("case,match", [
