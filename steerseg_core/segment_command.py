@@ -47,9 +47,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-side", type=int, default=None, help="downscale frames to this longest side first")
 
 
-def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
-    """The run configuration from the options; input limits from STEERSEG_MAX_* (as in the app)."""
-    cfg = SteerSegConfig(limits=LimitsConfig.from_env())
+def apply_run_options(cfg: SteerSegConfig, args: argparse.Namespace) -> SteerSegConfig:
+    """Apply the model/method options given on a command line to ``cfg`` (options left unset keep
+    ``cfg``'s values) and validate the result. Commands with fewer options simply lack them."""
     gr, seg = cfg.grounding, cfg.segment
     if args.backbone:
         gr.backbone = args.backbone
@@ -57,13 +57,16 @@ def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
         seg.sam2 = args.sam2
     if args.soft_prompts:
         gr.soft_prompts = args.soft_prompts
-    gr.use_cot = not args.no_cot
-    gr.use_soft_prompts = not args.no_soft_prompts
-    gr.device = seg.device = args.device
+    if args.no_cot:
+        gr.use_cot = False
+    if args.no_soft_prompts:
+        gr.use_soft_prompts = False
+    if getattr(args, "device", None):
+        gr.device = seg.device = args.device
     for name, target, attr in (("alpha", seg, "alpha"), ("t_frame", gr, "t_frame"), ("t_video", gr, "t_video"),
                                ("layers", gr, "layers"), ("nms_iou", seg, "nms_iou"),
-                               ("frame_tokens", gr, "frame_max_tokens")):
-        value = getattr(args, name)
+                               ("frame_tokens", gr, "frame_max_tokens"), ("n_prompts", gr, "n_prompts")):
+        value = getattr(args, name, None)
         if value is not None:
             setattr(target, attr, value)
     if not 0.0 <= seg.alpha <= 1.0:
@@ -73,6 +76,11 @@ def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
     if not 0.0 < seg.nms_iou <= 1.0:
         raise InputError("--nms-iou must be in (0, 1]")
     return cfg
+
+
+def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
+    """The run configuration from the options; input limits from STEERSEG_MAX_* (as in the app)."""
+    return apply_run_options(SteerSegConfig(limits=LimitsConfig.from_env()), args)
 
 
 class StageBars:

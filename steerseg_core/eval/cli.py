@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import SteerSegConfig
 from ..errors import InputError
+from ..segment_command import apply_run_options, parse_layers
 from .benchmarks import BENCHMARKS, open_benchmark
 
 FOLDER_MODES = ("semi-supervised", "unsupervised", "all-frames")
@@ -36,7 +37,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-prompts", type=int, help="number of soft prompts N_p")
     g.add_argument("--t-frame", type=int, help="keyframes of the frame branch (T_f)")
     g.add_argument("--t-video", type=int, help="frames of the video branch (T_v)")
-    g.add_argument("--layers", help="rollout layer range FIRST,LAST (inclusive)")
+    g.add_argument("--layers", type=parse_layers, help="rollout layer range FIRST,LAST (inclusive)")
     g.add_argument("--frame-tokens", type=int, help="visual-token budget per keyframe (frame branch)")
     g.add_argument("--device", help="cuda, cuda:1, cpu (default: auto; one GPU per process under "
                                     "accelerate launch)")
@@ -52,40 +53,9 @@ def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
             raise InputError(f"--config {args.config}: {err}") from err
     else:
         cfg = SteerSegConfig.from_env()
-    g, s = cfg.grounding, cfg.segment
-    if args.backbone:
-        g.backbone = args.backbone
-    if args.sam2:
-        s.sam2 = args.sam2
-    if args.soft_prompts:
-        g.soft_prompts = args.soft_prompts
-    if args.no_cot:
-        g.use_cot = False
-    if args.no_soft_prompts:
-        g.use_soft_prompts = False
-    if args.alpha is not None:
-        if not 0.0 <= args.alpha <= 1.0:
-            raise InputError("--alpha must be in [0, 1]")
-        s.alpha = args.alpha
-    if args.n_prompts is not None:
-        g.n_prompts = args.n_prompts
-    if args.t_frame is not None:
-        g.t_frame = args.t_frame
-    if args.t_video is not None:
-        g.t_video = args.t_video
-    if args.frame_tokens is not None:
-        g.frame_max_tokens = args.frame_tokens
-    if args.layers:
-        try:
-            lo, hi = (int(v) for v in args.layers.split(","))
-        except ValueError as err:
-            raise InputError("--layers: expected FIRST,LAST, e.g. 14,27") from err
-        g.layers = (lo, hi)
-    device = args.device
-    if device is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    if device:
-        g.device = s.device = device
+    cfg = apply_run_options(cfg, args)
+    if args.device is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in os.environ:
+        cfg.grounding.device = cfg.segment.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # accelerate launch
     return cfg
 
 
@@ -290,20 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.required = True
     add_parser(sub)
     args = parser.parse_args(argv)
-    return _run(args)
+    from ..cli import run_command
 
-
-def _run(args: argparse.Namespace) -> int:
-    from ..errors import SteerSegError
-
-    try:
-        return int(args.func(args) or 0)
-    except SteerSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(args)
 
 
 if __name__ == "__main__":
