@@ -61,10 +61,9 @@ def _tokenizer_corpus() -> list[str]:
             prompts.SEED_PROMPT_VIDEO, words] * 4
 
 
-def build_qwen_tokenizer(out_dir: Path):
-    """Train a small byte-level BPE (deterministic) and wrap it as a Qwen2Tokenizer."""
+def train_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A small byte-level BPE (vocab 700) trained on the prompts: deterministic vocab and merges."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -76,8 +75,15 @@ def build_qwen_tokenizer(out_dir: Path):
     )
     tok.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
     model_json = json.loads(tok.to_str())["model"]
-    vocab = model_json["vocab"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]]
+    return model_json["vocab"], merges
+
+
+def build_qwen_tokenizer(out_dir: Path):
+    """Train a small byte-level BPE (deterministic) and wrap it as a Qwen2Tokenizer."""
+    from transformers import Qwen2Tokenizer
+
+    vocab, merges = train_bpe()
     qtok = Qwen2Tokenizer(vocab=vocab, merges=merges)
     qtok.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS[1:])})
     qtok.chat_template = QWEN_CHAT_TEMPLATE

@@ -10,12 +10,11 @@ list. Sizes are chosen so a forward takes milliseconds on a CPU; outputs are mea
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from .tiny_models import QWEN_SPECIAL_TOKENS, TINY_LABEL, _tokenizer_corpus
+from .tiny_models import QWEN_SPECIAL_TOKENS, TINY_LABEL, train_bpe
 
 INTERNVL_NAMED_TOKENS = {
     "start_image_token": "<img>",
@@ -50,18 +49,10 @@ LLAVA_OV_CHAT_TEMPLATE = (
 def build_family_tokenizer(out_dir: Path, named: dict[str, str], chat_template: str):
     """A small byte-level BPE (deterministic) as a Qwen2Tokenizer with the Qwen chat tokens and the
     family's named special tokens (readable as ``tok.<name>`` / ``tok.<name>_id`` after reloading)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=700, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    bpe.train_from_iterator(_tokenizer_corpus(), trainer=trainer)
-    model_json = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]]
-    tok = Qwen2Tokenizer(vocab=model_json["vocab"], merges=merges, extra_special_tokens=dict(named))
+    vocab, merges = train_bpe()
+    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, extra_special_tokens=dict(named))
     extra = [t for t in QWEN_SPECIAL_TOKENS[1:] if t not in named.values()] + list(named.values())
     tok.add_special_tokens({"additional_special_tokens": extra}, replace_extra_special_tokens=False)
     tok.chat_template = chat_template
