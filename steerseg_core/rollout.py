@@ -14,8 +14,11 @@ That is N²/2 floats per layer — less than the layer's queries and keys (N·(H
 every N below 2·(H+KVH)·D (8,192 for Qwen2.5-VL-7B), and never H × N × N. After the forward the
 row is a vector–matrix chain from the top layer down.
 
-The same code is differentiable (soft-prompt training backpropagates through it); with grad
-enabled each chunk is checkpointed, so the backward recomputes it instead of storing softmaxes.
+On CUDA (inference) the chunks come from two fused Triton kernels (``rollout_triton``) that keep
+the scores on chip; elsewhere, and with a padding mask, from plain torch ops (``_rows``). Both give
+the same numbers (checked in the tests). The torch path is differentiable (soft-prompt training
+backpropagates through it); with grad enabled each chunk is checkpointed, so the backward
+recomputes it instead of storing softmaxes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from . import rollout_triton
 
 ATTN_IMPLEMENTATION = "steerseg_sdpa"
 _state = threading.local()
@@ -63,7 +68,8 @@ class AttentionCapture:
     """Records the rollout inputs of the given attention modules during one forward pass."""
 
     modules: Sequence[nn.Module]
-    chunk: int = 256
+    chunk: int | None = None  # rows per chunk; None: 256 for the torch path, more for the fused one
+    fused: bool = True  # use the Triton kernels where they can run
     records: dict[int, LayerRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,17 +84,21 @@ class AttentionCapture:
             raise RuntimeError("attention capture needs a full forward pass (no KV cache)")
         extra = _extra_mask(mask, query)
         if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad):
-            self.records[i] = LayerRecord(n, lazy=(query, key, extra, float(scaling)), chunk=self.chunk,
+            self.records[i] = LayerRecord(n, lazy=(query, key, extra, float(scaling)), chunk=self.chunk or 256,
                                           top=(i == len(self.modules) - 1))
             return
         if i == len(self.modules) - 1:  # top layer: only the query's own row is used
             row = _rows(query, key, extra, float(scaling), n - 1, n)[:, 0]
             self.records[i] = LayerRecord(n, query_row=row, top=True)
             return
-        rec = LayerRecord(n, chunk=self.chunk)
-        for r0 in range(0, n, self.chunk):
-            r1 = min(r0 + self.chunk, n)
-            rec.chunks.append((r0, _rows(query, key, extra, float(scaling), r0, r1)))
+        fused = self.fused and extra is None and rollout_triton.available(query)
+        step = self.chunk or (rollout_triton.ROWS_PER_CHUNK if fused else 256)
+        rec = LayerRecord(n, chunk=step)
+        for r0 in range(0, n, step):
+            r1 = min(r0 + step, n)
+            block = (rollout_triton.head_mean_rows(query, key, float(scaling), r0, r1) if fused
+                     else _rows(query, key, extra, float(scaling), r0, r1))
+            rec.chunks.append((r0, block))
         self.records[i] = rec
 
     def ordered(self) -> list[LayerRecord]:
@@ -130,7 +140,9 @@ def _rows(query: torch.Tensor, key: torch.Tensor, extra: torch.Tensor | None, sc
             if extra is not None:
                 e = extra[:, :, r0:r1, :r1]
                 mask = keep & (e if e.shape[1] == 1 else e[:, j * g:(j + 1) * g])
-            probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+            probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+            if extra is not None:  # a padded row may have no visible column at all
+                probs = probs.nan_to_num(0.0)
             part = probs.sum(dim=1)
             out = part if out is None else out + part
     return out / h
@@ -158,10 +170,12 @@ def register_attention() -> None:
 
 
 @contextmanager
-def capturing(modules: Sequence[nn.Module], chunk: int = 256) -> Iterator[AttentionCapture]:
+def capturing(modules: Sequence[nn.Module], chunk: int | None = None,
+              fused: bool = True) -> Iterator[AttentionCapture]:
     """Within the block, forward passes record the rollout inputs of ``modules`` (the rollout
-    layers, low→high; the last one is the top layer), ``chunk`` query rows at a time."""
-    cap = AttentionCapture(list(modules), max(1, int(chunk)))
+    layers, low→high; the last one is the top layer), ``chunk`` query rows at a time (None: the
+    path's default). ``fused=False`` forces the torch path even where the Triton kernels run."""
+    cap = AttentionCapture(list(modules), int(chunk) if chunk and chunk > 0 else None, fused)
     prev = getattr(_state, "capture", None)
     _state.capture = cap
     try:

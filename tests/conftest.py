@@ -55,7 +55,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not os.environ.get("STEERSEG_TEST_GPU_DEVICE"):
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in items:
             if "gpu" in item.keywords:
