@@ -87,16 +87,20 @@ class AttentionCapture:
             self.records[i] = LayerRecord(n, lazy=(query, key, extra, float(scaling)), chunk=self.chunk or 256,
                                           top=(i == len(self.modules) - 1))
             return
+        fused = self.fused and extra is None and rollout_triton.available(query)
         if i == len(self.modules) - 1:  # top layer: only the query's own row is used
-            row = _rows(query, key, extra, float(scaling), n - 1, n)[:, 0]
+            row = (rollout_triton.head_mean_rows(query, key, float(scaling), n - 1, n) if fused
+                   else _rows(query, key, extra, float(scaling), n - 1, n))[:, 0]
             self.records[i] = LayerRecord(n, query_row=row, top=True)
             return
-        fused = self.fused and extra is None and rollout_triton.available(query)
         step = self.chunk or (rollout_triton.ROWS_PER_CHUNK if fused else 256)
+        # A 16-bit model's probabilities are kept in fp16 (10-bit mantissa, relative error ≤ 2⁻¹¹,
+        # finer than the bf16 activations they come from): half the memory of fp32.
+        store = torch.float16 if fused and query.dtype in (torch.bfloat16, torch.float16) else torch.float32
         rec = LayerRecord(n, chunk=step)
         for r0 in range(0, n, step):
             r1 = min(r0 + step, n)
-            block = (rollout_triton.head_mean_rows(query, key, float(scaling), r0, r1) if fused
+            block = (rollout_triton.head_mean_rows(query, key, float(scaling), r0, r1, store) if fused
                      else _rows(query, key, extra, float(scaling), r0, r1))
             rec.chunks.append((r0, block))
         self.records[i] = rec
@@ -191,7 +195,7 @@ def vector_times_attention(rec: LayerRecord, v: torch.Tensor) -> torch.Tensor:
         for r0, block in rec.blocks():
             r1 = r0 + block.shape[1]
             vc = v[:, r0:r1].float()
-            contrib = torch.bmm(vc.unsqueeze(1), block).squeeze(1)  # (B, r1)
+            contrib = torch.bmm(vc.unsqueeze(1), block.float()).squeeze(1)  # (B, r1)
             out = out + torch.nn.functional.pad(contrib, (0, rec.n - r1))
     return out
 
@@ -209,7 +213,7 @@ def _last_row(rec: LayerRecord) -> torch.Tensor:
         return rec.query_row
     if rec.lazy is not None:
         return _rows(*rec.lazy, rec.n - 1, rec.n)[:, 0]
-    return rec.chunks[-1][1][:, -1]
+    return rec.chunks[-1][1][:, -1].float()
 
 
 def rollout_row(records: Sequence[LayerRecord], query_index: int = -1, chunk: int | None = None) -> RolloutRow:

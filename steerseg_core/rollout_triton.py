@@ -12,7 +12,8 @@ arithmetic with the scores kept on chip:
    divided by H, written once: the only large write is the (R, r1) fp32 result itself.
 
 Scores are bf16/fp16 products accumulated in fp32 (exactly what sdpa computes) or, for fp32
-inputs, IEEE fp32 products; the softmax and the head mean are fp32. Inference only: training
+inputs, IEEE fp32 products; the softmax and the head mean are fp32 (the capture stores a
+16-bit model's result in fp16). Inference only: training
 (which needs autograd) uses the torch path in ``rollout._rows``. The kernels run under Triton's
 CPU interpreter too (``TRITON_INTERPRET=1``), which is how CI checks them against the torch path.
 """
@@ -29,7 +30,7 @@ try:  # Triton ships with the Linux CUDA builds of torch; elsewhere the torch pa
 except ImportError:  # pragma: no cover - depends on the platform
     triton = None
 
-ROWS_PER_CHUNK = 1024  # fewer, larger launches on a GPU; the result is (B, R, r1) fp32 per chunk
+ROWS_PER_CHUNK = 1024  # fewer, larger launches on a GPU; the result is (B, R, r1) per chunk
 
 
 def available(query: torch.Tensor) -> bool:
@@ -107,13 +108,16 @@ if triton is not None:
                 p = tl.exp(s * scale - lse[:, None])
                 acc += tl.where(keep, p, 0.0)
         acc = acc / n_heads
-        tl.store(out_ptr + b * sob + (rows[:, None] - r0) * som + cols[None, :] * son, acc,
+        tl.store(out_ptr + b * sob + (rows[:, None] - r0) * som + cols[None, :] * son,
+                 acc.to(out_ptr.dtype.element_ty),
                  mask=row_ok[:, None] & col_ok[None, :])
 
 
-def head_mean_rows(query: torch.Tensor, key: torch.Tensor, scaling: float, r0: int, r1: int) -> torch.Tensor:
+def head_mean_rows(query: torch.Tensor, key: torch.Tensor, scaling: float, r0: int, r1: int,
+                   out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Head-mean causal attention probabilities of rows r0..r1-1 over columns 0..r1-1:
-    (B, r1-r0, r1), float32 — the same quantity as ``rollout._rows`` without a padding mask."""
+    (B, r1-r0, r1) — the same quantity as ``rollout._rows`` without a padding mask, computed in
+    fp32 and stored as ``out_dtype``."""
     if triton is None:
         raise RuntimeError("Triton is not installed")
     b, h, n, d = query.shape
@@ -125,7 +129,7 @@ def head_mean_rows(query: torch.Tensor, key: torch.Tensor, scaling: float, r0: i
     block_d = max(16, triton.next_power_of_2(d))
     block_m, block_n = (32, 32) if ieee or block_d > 128 else (64, 64)
     lse = torch.empty(b, h, rows, dtype=torch.float32, device=query.device)
-    out = torch.empty(b, rows, r1, dtype=torch.float32, device=query.device)
+    out = torch.empty(b, rows, r1, dtype=out_dtype, device=query.device)
     strides = (*query.stride(), *key.stride())
     _lse_kernel[(triton.cdiv(rows, block_m), h, b)](
         query, key, lse, r0, r1, h // kvh, float(scaling), *strides, *lse.stride(),

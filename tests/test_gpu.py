@@ -69,8 +69,10 @@ def test_rollout_on_the_device_matches_the_references(tiny_models, dtype):
         rollout_triton.head_mean_rows = real
     plain = _capture(adapter, prepared, lo, hi, fused=False)
     assert bool(calls) == (ON_CUDA and rollout_triton.triton is not None)
-    # same Q and K, same maths: only the summation order differs
-    assert torch.allclose(fused, plain, atol=1e-6), float((fused - plain).abs().max())
+    # same Q and K, same maths: only the summation order differs — and a bf16 model's fused
+    # capture keeps its probabilities in fp16 (relative error ≤ 2⁻¹¹)
+    rtol = 1e-3 if dtype == "bfloat16" and calls else 0.0
+    assert torch.allclose(fused, plain, rtol=rtol, atol=1e-6), float((fused - plain).abs().max())
     if dtype == "float32":  # eager attention in fp32 is the textbook reference
         ref = _dense(adapter, prepared, lo, hi)
         assert torch.allclose(fused, ref, atol=1e-5), float((fused - ref).abs().max())

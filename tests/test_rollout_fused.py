@@ -36,6 +36,9 @@ for b, h, kvh, n, d in [(2, 4, 2, 37, 8), (1, 6, 2, 70, 16), (1, 7, 1, 45, 24), 
         fused = rollout_triton.head_mean_rows(q, k, d ** -0.5, r0, r1)
         ref = rollout._rows(q, k, None, d ** -0.5, r0, r1)
         out["kernel"].append([list(fused.shape) == list(ref.shape), float((fused - ref).abs().max())])
+    half = rollout_triton.head_mean_rows(q, k, d ** -0.5, 0, n, torch.float16)  # a 16-bit model's storage
+    ref = rollout._rows(q, k, None, d ** -0.5, 0, n)
+    out["half"] = [str(half.dtype), float(((half.float() - ref).abs() / ref.clamp_min(1e-3)).max())]
 
 adapter = load_adapter(sys.argv[1])
 real = rollout_triton.head_mean_rows
@@ -68,5 +71,6 @@ def test_fused_kernels_match_the_torch_path(tiny_models):
     assert len(res["kernel"]) == 12
     for same_shape, err in res["kernel"]:
         assert same_shape and err < 1e-6, res["kernel"]
+    assert res["half"][0] == "torch.float16" and res["half"][1] < 1e-3, res["half"]
     assert res["calls"] > 0  # the capture took the fused path
     assert res["rollout"] < 1e-6 and res["row_sum"] < 1e-5, res
