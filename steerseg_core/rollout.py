@@ -188,16 +188,15 @@ def capturing(modules: Sequence[nn.Module], chunk: int | None = None,
         _state.capture = prev
 
 
-def vector_times_attention(rec: LayerRecord, v: torch.Tensor) -> torch.Tensor:
-    """v · mean_heads(A) for a (B, N) vector v, from the stored causal chunks."""
-    out = torch.zeros(v.shape[0], rec.n, dtype=torch.float32, device=v.device)
+def rollout_step(rec: LayerRecord, v: torch.Tensor) -> torch.Tensor:
+    """v · Ã = ½(v · mean_heads(A) + v) for a (B, N) float32 vector v, from the stored causal chunks
+    (few, in-place ops: on a GPU this chain is launch-bound)."""
+    out = v.clone()
     with torch.autocast(v.device.type, enabled=False):
         for r0, block in rec.blocks():
             r1 = r0 + block.shape[1]
-            vc = v[:, r0:r1].float()
-            contrib = torch.bmm(vc.unsqueeze(1), block.float()).squeeze(1)  # (B, r1)
-            out = out + torch.nn.functional.pad(contrib, (0, rec.n - r1))
-    return out
+            out[:, :r1] += torch.bmm(v[:, None, r0:r1], block.float())[:, 0]
+    return out.mul_(0.5)
 
 
 @dataclass
@@ -225,12 +224,10 @@ def rollout_row(records: Sequence[LayerRecord], query_index: int = -1, chunk: in
     if not top.top or query_index not in (-1, top.n - 1):
         raise ValueError("the rollout row is captured for the last position (the query token) only")
     n = top.n
-    top_row = _last_row(top)
-    e_q = torch.zeros(top_row.shape[0], n, device=top_row.device)
-    e_q[:, n - 1] = 1.0
-    v = 0.5 * (top_row + e_q)
+    v = _last_row(top).float() * 0.5  # e_q · Ã_L
+    v[:, n - 1] += 0.5
     for rec in reversed(records[:-1]):
-        v = 0.5 * (vector_times_attention(rec, v) + v)
+        v = rollout_step(rec, v)
     return RolloutRow(row=v, layer_rows=[_last_row(r).detach() for r in records])
 
 
