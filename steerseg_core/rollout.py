@@ -128,23 +128,25 @@ def _extra_mask(mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor 
 def _rows(query: torch.Tensor, key: torch.Tensor, extra: torch.Tensor | None, scaling: float,
           r0: int, r1: int) -> torch.Tensor:
     """Head-mean causal attention probabilities of rows r0..r1-1 over columns 0..r1-1:
-    (B, r1-r0, r1), float32. One KV-head group at a time keeps the transient small."""
+    (B, r1-r0, r1), float32. One KV-head group at a time, the mask applied in place, keeps the
+    transient to two (B, H/KVH, R, r1) score tensors."""
     b, h, _, _ = query.shape
     kvh = key.shape[1]
     g = h // kvh
     rows = torch.arange(r0, r1, device=query.device).view(-1, 1)
-    keep = torch.arange(r1, device=query.device).view(1, -1) <= rows  # causal, (R, r1)
+    above = torch.arange(r0, r1, device=query.device).view(1, -1) > rows  # causal, diagonal block only
     out = None
     with torch.autocast(query.device.type, enabled=False):  # float32 even inside a caller's autocast
         for j in range(kvh):
-            q = query[:, j * g:(j + 1) * g, r0:r1].float()  # (B, G, R, D)
+            q = query[:, j * g:(j + 1) * g, r0:r1].float() * scaling  # (B, G, R, D)
             k = key[:, j:j + 1, :r1].float()  # (B, 1, r1, D)
-            scores = torch.matmul(q, k.transpose(-1, -2)) * scaling  # (B, G, R, r1)
-            mask = keep
+            scores = torch.matmul(q, k.transpose(-1, -2))  # (B, G, R, r1)
+            scores[..., r0:r1].masked_fill_(above, float("-inf"))
             if extra is not None:
                 e = extra[:, :, r0:r1, :r1]
-                mask = keep & (e if e.shape[1] == 1 else e[:, j * g:(j + 1) * g])
-            probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+                scores.masked_fill_(~(e if e.shape[1] == 1 else e[:, j * g:(j + 1) * g]), float("-inf"))
+            probs = torch.softmax(scores, dim=-1)
+            del scores
             if extra is not None:  # a padded row may have no visible column at all
                 probs = probs.nan_to_num(0.0)
             part = probs.sum(dim=1)

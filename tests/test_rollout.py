@@ -97,3 +97,27 @@ def test_normalise_maps_range_and_constant():
     out = rollout.normalise_maps(maps, 2)
     assert out[0].min() == 0 and out[0].max() == 1
     assert torch.all(out[1] == 0)
+
+
+def test_rows_with_a_padding_mask_match_an_explicit_masked_softmax():
+    """Left padding (batch element 1 has 3 pad tokens): the chunked rows equal the textbook
+    masked softmax, and the padded rows that see nothing are zeros, not NaN."""
+    torch.manual_seed(0)
+    b, h, kvh, n, d = 2, 6, 2, 19, 8
+    q = torch.randn(b, h, n, d)
+    k = torch.randn(b, kvh, n, d)
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    visible = torch.ones(b, n, dtype=torch.bool)
+    visible[1, :3] = False
+    mask = causal & visible[:, None, None, :]  # (B, 1, N, N)
+    extra = rollout._extra_mask(mask, q)
+    assert extra is not None
+    assert rollout._extra_mask(causal.expand(b, 1, n, n), q) is None  # plain causal says nothing more
+    scores = torch.matmul(q, k.repeat_interleave(h // kvh, 1).transpose(-1, -2)) * d ** -0.5
+    ref = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1).nan_to_num(0.0).mean(1)
+    for r0 in range(0, n, 5):
+        r1 = min(r0 + 5, n)
+        got = rollout._rows(q, k, extra, d ** -0.5, r0, r1)
+        assert torch.allclose(got, ref[:, r0:r1, :r1], atol=1e-6)
+        assert torch.isfinite(got).all()
+    assert torch.equal(rollout._rows(q, k, extra, d ** -0.5, 0, 3)[1], torch.zeros(3, 3))
