@@ -6,8 +6,9 @@ random weights; every layer inside the rollout range) at N ≈ 400 / 1,200 / 4,2
 
 CPU (fp32): each (variant, N) runs in a fresh subprocess (after a tiny warm-up at N=64 for lazy
 imports and kernel set-up): glibc keeps freed memory, so a second large run in one process would
-hide its peak. Peak = highest RSS sampled every millisecond during the run, minus the RSS just
-before it. Time = runs of the three variants interleaved in one more subprocess; the ratio of
+hide its peak, and glibc's mmap threshold is fixed so that freed tensors leave RSS. Peak =
+highest RSS sampled every millisecond during the run, minus the RSS just before it. Time = runs
+of the three variants interleaved in one more subprocess; the ratio of
 medians and of minima is printed (the minimum is the least disturbed by other jobs).
 
 CUDA (``--device cuda``, bf16 by default): one process; peak = torch's peak allocated memory
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -164,8 +166,13 @@ def _cuda(args: argparse.Namespace) -> None:
 
 
 def _spawn(args: argparse.Namespace, mode: str, n: int) -> dict:
+    env = dict(os.environ)
+    if mode != "time":
+        # A fixed mmap threshold turns off glibc's dynamic one: every large tensor is mmapped and
+        # returned on free, so RSS follows live memory instead of the allocator's history.
+        env["MALLOC_MMAP_THRESHOLD_"] = str(1 << 17)
     out = subprocess.run([sys.executable, __file__, "--layers", str(args.layers), "--reps", str(args.reps),
-                          "--child", mode, str(n)], capture_output=True, text=True, check=True)
+                          "--child", mode, str(n)], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -176,6 +183,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="timing repetitions per variant")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--dtype", default="bfloat16", help="CUDA only (the CPU runs fp32)")
+    ap.add_argument("--only", choices=("memory", "time"), help="CPU: measure only this (the other prints 0)")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -189,9 +197,16 @@ def main() -> None:
     print(f"{'N':>6} | {'plain MB':>9} {'plain s':>8} | {'ours MB':>8} {'ours s':>7} {'mem x':>6} {'time x':>13} "
           f"| {'out_attn MB':>11} {'s':>7} {'mem x':>6} {'time x':>13}")
     for n in args.tokens:
-        mem = {v: _spawn(args, v, n)["growth_mb"] for v in VARIANTS}
-        timed = _spawn(args, "time", n)
-        t, m = timed["time_s"], timed["min_s"]
+        mem = {v: _spawn(args, v, n)["growth_mb"] if args.only != "time" else 0.0 for v in VARIANTS}
+        if args.only == "memory":
+            t = m = {v: 0.0 for v in VARIANTS}
+        else:
+            timed = _spawn(args, "time", n)
+            t, m = timed["time_s"], timed["min_s"]
+        if args.only:
+            mem = {v: x or float("nan") for v, x in mem.items()}
+            t = {v: x or float("nan") for v, x in t.items()}
+            m = {v: x or float("nan") for v, x in m.items()}
         p, o, a = "plain", "ours", "output_attentions"
         print(f"{n:>6} | {mem[p]:>9.0f} {t[p]:>8.2f} | {mem[o]:>8.0f} {t[o]:>7.2f} {mem[o] / mem[p]:>6.2f} "
               f"{t[o] / t[p]:>6.2f} ({m[o] / m[p]:.2f}) | {mem[a]:>11.0f} {t[a]:>7.2f} {mem[a] / mem[p]:>6.2f} "

@@ -20,6 +20,7 @@ CPU interpreter too (``TRITON_INTERPRET=1``), which is how CI checks them agains
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -33,9 +34,17 @@ except ImportError:  # pragma: no cover - depends on the platform
 ROWS_PER_CHUNK = 1024  # fewer, larger launches on a GPU; the result is (B, R, r1) per chunk
 
 
+_log = logging.getLogger(__name__)
+_warned: list[bool] = []
+
+
 def available(query: torch.Tensor) -> bool:
     """True when the fused kernels can run on ``query``'s device (CUDA, or Triton's interpreter)."""
     if triton is None:
+        if query.is_cuda and not _warned:
+            _warned.append(True)
+            _log.warning("Triton is not installed: the rollout capture runs on the slower torch path "
+                         "(same results, ≈2.5× the time of a plain forward; see benchmarks/README.md)")
         return False
     if query.is_cuda:
         return True
