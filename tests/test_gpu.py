@@ -22,6 +22,7 @@ from steerseg_core.types import Clip
 from steerseg_core.video import load_clip
 
 from .conftest import davis_frames
+from .rollout_reference import captured_row, dense_row
 
 pytestmark = pytest.mark.gpu
 DEVICE = os.environ.get("STEERSEG_TEST_GPU_DEVICE", "cuda")
@@ -32,25 +33,6 @@ ON_CUDA = DEVICE == "cuda"
 def clip() -> Clip:
     full = load_clip(davis_frames("blackswan"), max_side=160)
     return dataclasses.replace(full, frames=full.frames[:10], frame_names=full.frame_names[:10])
-
-
-def _capture(adapter, prepared, lo, hi, fused):
-    with torch.no_grad(), rollout.capturing(adapter.attention_modules(lo, hi), fused=fused) as cap:
-        adapter.forward(prepared)
-    return rollout.rollout_row(cap.ordered()).row
-
-
-def _dense(adapter, prepared, lo, hi):
-    names = [adapter.text_config] + [layer.self_attn.config for layer in adapter.decoder_layers()]
-    for c in names:
-        c._attn_implementation = "eager"
-    try:
-        with torch.no_grad():
-            out = adapter.model(**prepared.model_inputs, use_cache=False, output_attentions=True)
-    finally:
-        for c in names:
-            c._attn_implementation = rollout.ATTN_IMPLEMENTATION
-    return rollout.dense_rollout_row(out.attentions[lo:hi + 1])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -64,17 +46,17 @@ def test_rollout_on_the_device_matches_the_references(tiny_models, dtype):
     real = rollout_triton.head_mean_rows
     rollout_triton.head_mean_rows = lambda *a: calls.append(1) or real(*a)
     try:
-        fused = _capture(adapter, prepared, lo, hi, fused=True)
+        fused = captured_row(adapter, prepared, None, lo, hi, fused=True)
     finally:
         rollout_triton.head_mean_rows = real
-    plain = _capture(adapter, prepared, lo, hi, fused=False)
+    plain = captured_row(adapter, prepared, None, lo, hi, fused=False)
     assert bool(calls) == (ON_CUDA and rollout_triton.triton is not None)
     # same Q and K, same maths: only the summation order differs — and a bf16 model's fused
     # capture keeps its probabilities in fp16 (relative error ≤ 2⁻¹¹)
     rtol = 1e-3 if dtype == "bfloat16" and calls else 0.0
     assert torch.allclose(fused, plain, rtol=rtol, atol=1e-6), float((fused - plain).abs().max())
     if dtype == "float32":  # eager attention in fp32 is the textbook reference
-        ref = _dense(adapter, prepared, lo, hi)
+        ref = dense_row(adapter, prepared, None, lo, hi)
         assert torch.allclose(fused, ref, atol=1e-5), float((fused - ref).abs().max())
 
 

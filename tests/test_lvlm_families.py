@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from steerseg_core import rollout
 from steerseg_core.config import GroundingConfig
 from steerseg_core.grounding import Grounder
 from steerseg_core.lvlm import load_adapter
@@ -24,6 +23,7 @@ from steerseg_core.tiny_models_extra import make_tiny_internvl, make_tiny_llava_
 from steerseg_core.video import load_clip
 
 from .conftest import davis_frames
+from .rollout_reference import captured_row, dense_row
 
 FAMILIES = {"internvl": (make_tiny_internvl, InternVLAdapter), "llava_ov": (make_tiny_llava_ov, LlavaOneVisionAdapter)}
 TEXT = "Expression: the dog on the left\n\nWhat is the main object?"
@@ -202,12 +202,6 @@ def test_planted_square_lights_up_its_own_cell(adapter, video):
 
 
 # -- rollout ---------------------------------------------------------------------------------------
-def _set_text_attention(adapter, name: str) -> None:
-    adapter.text_config._attn_implementation = name
-    for layer in adapter.decoder_layers():
-        layer.self_attn.config._attn_implementation = name
-
-
 @pytest.mark.parametrize("video", [False, True])
 def test_rollout_matches_dense(adapter, video):
     frames = _frames(3, seed=1)
@@ -219,16 +213,8 @@ def test_rollout_matches_dense(adapter, video):
     assert not set(tokens.flatten().tolist()) & set(adapter.structural_token_ids())
     full = prepared.with_appended_tokens(tokens[:, :1])
     lo, hi = 2, adapter.num_layers - 1
-    with torch.no_grad(), rollout.capturing(adapter.attention_modules(lo, hi), 7) as cap:
-        adapter.forward(full, soft)
-    ours = rollout.rollout_row(cap.ordered()).row
-    _set_text_attention(adapter, "eager")
-    try:
-        with torch.no_grad(), adapter.soft_prompts_active(full, soft):
-            out = adapter.model(**full.model_inputs, use_cache=False, output_attentions=True)
-    finally:
-        _set_text_attention(adapter, rollout.ATTN_IMPLEMENTATION)
-    ref = rollout.dense_rollout_row(out.attentions[lo:hi + 1])
+    ours = captured_row(adapter, full, soft, lo, hi, chunk=7)
+    ref = dense_row(adapter, full, soft, lo, hi)
     assert ours.shape == ref.shape == (full.batch_size, full.length)
     assert torch.allclose(ours, ref, atol=1e-5), float((ours - ref).abs().max())
 

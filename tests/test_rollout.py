@@ -9,33 +9,12 @@ import torch
 from steerseg_core import rollout
 from steerseg_core.lvlm import load_adapter
 
+from .rollout_reference import captured_row, dense_row
+
 
 @pytest.fixture(scope="module")
 def adapter(tiny_models):
     return load_adapter(str(tiny_models / "qwen2_5_vl"))
-
-
-def _set_text_attention(adapter, name: str) -> None:
-    adapter.text_config._attn_implementation = name
-    for layer in adapter.decoder_layers():
-        layer.self_attn.config._attn_implementation = name
-
-
-def _dense_reference(adapter, prepared, soft, lo, hi):
-    """Full eager attentions (B, H, N, N) per layer, then explicit matrix products."""
-    _set_text_attention(adapter, "eager")
-    try:
-        with torch.no_grad(), adapter.soft_prompts_active(prepared, soft):
-            out = adapter.model(**prepared.model_inputs, use_cache=False, output_attentions=True)
-    finally:
-        _set_text_attention(adapter, rollout.ATTN_IMPLEMENTATION)
-    return rollout.dense_rollout_row(out.attentions[lo:hi + 1])
-
-
-def _ours(adapter, prepared, soft, lo, hi, chunk):
-    with torch.no_grad(), rollout.capturing(adapter.attention_modules(lo, hi), chunk) as cap:
-        adapter.forward(prepared, soft)
-    return rollout.rollout_row(cap.ordered()).row
 
 
 @pytest.mark.parametrize("video", [False, True])
@@ -51,8 +30,8 @@ def test_rollout_matches_dense(adapter, video, chunk):
     tokens, _ = adapter.generate(prepared, 1, soft)
     full = prepared.with_appended_tokens(tokens[:, :1])
     lo, hi = 2, adapter.num_layers - 1
-    ours = _ours(adapter, full, soft, lo, hi, chunk)
-    ref = _dense_reference(adapter, full, soft, lo, hi)
+    ours = captured_row(adapter, full, soft, lo, hi, chunk)
+    ref = dense_row(adapter, full, soft, lo, hi)
     assert ours.shape == ref.shape == (full.batch_size, full.length)
     assert torch.allclose(ours, ref, atol=1e-5), float((ours - ref).abs().max())
     # rows of a product of row-stochastic matrices stay stochastic
