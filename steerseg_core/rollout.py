@@ -35,6 +35,7 @@ from torch.utils.checkpoint import checkpoint
 from . import rollout_triton
 
 ATTN_IMPLEMENTATION = "steerseg_sdpa"
+TORCH_ROWS_PER_CHUNK = 256  # query rows per chunk on the torch path (two G×256×N fp32 transients)
 _state = threading.local()
 
 
@@ -51,7 +52,7 @@ class LayerRecord:
     chunks: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     query_row: torch.Tensor | None = None
     lazy: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float] | None = None
-    chunk: int = 256
+    chunk: int = TORCH_ROWS_PER_CHUNK
     top: bool = False
 
     def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
@@ -84,25 +85,25 @@ class AttentionCapture:
             raise RuntimeError("attention capture needs a full forward pass (no KV cache)")
         extra = _extra_mask(mask, query)
         if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad):
-            self.records[i] = LayerRecord(n, lazy=(query, key, extra, float(scaling)), chunk=self.chunk or 256,
+            self.records[i] = LayerRecord(n, lazy=(query, key, extra, float(scaling)), chunk=self.chunk or TORCH_ROWS_PER_CHUNK,
                                           top=(i == len(self.modules) - 1))
             return
         fused = self.fused and extra is None and rollout_triton.available(query)
-        if i == len(self.modules) - 1:  # top layer: only the query's own row is used
-            row = (rollout_triton.head_mean_rows(query, key, float(scaling), n - 1, n) if fused
-                   else _rows(query, key, extra, float(scaling), n - 1, n))[:, 0]
-            self.records[i] = LayerRecord(n, query_row=row, top=True)
-            return
-        step = self.chunk or (rollout_triton.ROWS_PER_CHUNK if fused else 256)
         # A 16-bit model's probabilities are kept in fp16 (10-bit mantissa, relative error ≤ 2⁻¹¹,
         # finer than the bf16 activations they come from): half the memory of fp32.
         store = torch.float16 if fused and query.dtype in (torch.bfloat16, torch.float16) else torch.float32
+
+        def rows(r0: int, r1: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            if fused:
+                return rollout_triton.head_mean_rows(query, key, float(scaling), r0, r1, dtype)
+            return _rows(query, key, extra, float(scaling), r0, r1)
+
+        if i == len(self.modules) - 1:  # top layer: only the query's own row is used
+            self.records[i] = LayerRecord(n, query_row=rows(n - 1, n)[:, 0], top=True)
+            return
+        step = self.chunk or (rollout_triton.ROWS_PER_CHUNK if fused else TORCH_ROWS_PER_CHUNK)
         rec = LayerRecord(n, chunk=step)
-        for r0 in range(0, n, step):
-            r1 = min(r0 + step, n)
-            block = (rollout_triton.head_mean_rows(query, key, float(scaling), r0, r1, store) if fused
-                     else _rows(query, key, extra, float(scaling), r0, r1))
-            rec.chunks.append((r0, block))
+        rec.chunks = [(r0, rows(r0, min(r0 + step, n), store)) for r0 in range(0, n, step)]
         self.records[i] = rec
 
     def ordered(self) -> list[LayerRecord]:

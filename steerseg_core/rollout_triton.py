@@ -54,6 +54,20 @@ def available(query: torch.Tensor) -> bool:
 if triton is not None:
 
     @triton.jit
+    def _tile(ptr, b, head, idx, ok, dims, sb, sh, sn, sd, HEAD_DIM: tl.constexpr):
+        """The (len(idx), BLOCK_D) tile of token positions ``idx`` of one head; zeros outside."""
+        return tl.load(ptr + b * sb + head * sh + idx[:, None] * sn + dims[None, :] * sd,
+                       mask=ok[:, None] & (dims[None, :] < HEAD_DIM), other=0.0)
+
+    @triton.jit
+    def _scores(q, k, IEEE: tl.constexpr):
+        """Unscaled q·kᵀ in fp32: IEEE products for fp32 inputs (no TF32), tensor cores otherwise."""
+        if IEEE:
+            return tl.dot(q, tl.trans(k), input_precision="ieee")
+        else:
+            return tl.dot(q, tl.trans(k))
+
+    @triton.jit
     def _lse_kernel(q_ptr, k_ptr, lse_ptr, r0, r1, n_groups, scale,
                     sqb, sqh, sqn, sqd, skb, skh, skn, skd, slb, slh, sln,
                     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -64,21 +78,15 @@ if triton is not None:
         rows = r0 + pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         dims = tl.arange(0, BLOCK_D)
         row_ok = rows < r1
-        q = tl.load(q_ptr + b * sqb + h * sqh + rows[:, None] * sqn + dims[None, :] * sqd,
-                    mask=row_ok[:, None] & (dims[None, :] < HEAD_DIM), other=0.0)
+        q = _tile(q_ptr, b, h, rows, row_ok, dims, sqb, sqh, sqn, sqd, HEAD_DIM)
         kv = h // n_groups
         m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_M], tl.float32)
         last = tl.minimum(r0 + (pid_m + 1) * BLOCK_M, r1)  # causal: no column beyond the last row
         for c0 in range(0, last, BLOCK_N):
             cols = c0 + tl.arange(0, BLOCK_N)
-            k = tl.load(k_ptr + b * skb + kv * skh + cols[:, None] * skn + dims[None, :] * skd,
-                        mask=(cols[:, None] < r1) & (dims[None, :] < HEAD_DIM), other=0.0)
-            if IEEE:
-                s = tl.dot(q, tl.trans(k), input_precision="ieee")
-            else:
-                s = tl.dot(q, tl.trans(k))
-            s = s * scale
+            k = _tile(k_ptr, b, kv, cols, cols < r1, dims, skb, skh, skn, skd, HEAD_DIM)
+            s = _scores(q, k, IEEE) * scale
             s = tl.where((cols[None, :] <= rows[:, None]) & (cols[None, :] < r1), s, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, axis=1))
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -104,17 +112,10 @@ if triton is not None:
         acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
         if pid_n * BLOCK_N <= r0 + pid_m * BLOCK_M + BLOCK_M - 1:  # block not entirely above the diagonal
             for h in range(0, n_heads):
-                kv = h // n_groups
-                q = tl.load(q_ptr + b * sqb + h * sqh + rows[:, None] * sqn + dims[None, :] * sqd,
-                            mask=row_ok[:, None] & (dims[None, :] < HEAD_DIM), other=0.0)
-                k = tl.load(k_ptr + b * skb + kv * skh + cols[:, None] * skn + dims[None, :] * skd,
-                            mask=col_ok[:, None] & (dims[None, :] < HEAD_DIM), other=0.0)
-                if IEEE:
-                    s = tl.dot(q, tl.trans(k), input_precision="ieee")
-                else:
-                    s = tl.dot(q, tl.trans(k))
+                q = _tile(q_ptr, b, h, rows, row_ok, dims, sqb, sqh, sqn, sqd, HEAD_DIM)
+                k = _tile(k_ptr, b, h // n_groups, cols, col_ok, dims, skb, skh, skn, skd, HEAD_DIM)
                 lse = tl.load(lse_ptr + b * slb + h * slh + (rows - r0) * sln, mask=row_ok, other=0.0)
-                p = tl.exp(s * scale - lse[:, None])
+                p = tl.exp(_scores(q, k, IEEE) * scale - lse[:, None])
                 acc += tl.where(keep, p, 0.0)
         acc = acc / n_heads
         tl.store(out_ptr + b * sob + (rows[:, None] - r0) * som + cols[None, :] * son,
