@@ -367,7 +367,7 @@ def warm_up(server: Server, clip: Path, study_id: int, n_items: int) -> None:
 def prepare(work: Path, tiny: Path | None = None) -> tuple[Path, Path, Path, Path, int, int]:
     """Tiny models (unless given), the clip, a renamed text file, the database with a study."""
     from steerseg_core.annotation import store
-    from steerseg_core.tiny_models import make_tiny_models
+    from steerseg_core.testing.tiny_models import make_tiny_models
 
     work.mkdir(parents=True, exist_ok=True)
     if tiny is None:

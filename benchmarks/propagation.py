@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from steerseg_core.config import SegmentConfig  # noqa: E402
-from steerseg_core.segment import build_sam2, generate_candidates, make_tiny_sam2  # noqa: E402
+from steerseg_core.segment import build_sam2, generate_candidates  # noqa: E402
+from steerseg_core.testing.tiny_sam2 import make_tiny_sam2  # noqa: E402
 from steerseg_core.types import Clip, GroundingResult, TokenGeometry  # noqa: E402
 
 DAVIS = ROOT.parent / "shared" / "data" / "davis2016"

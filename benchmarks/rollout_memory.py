@@ -68,7 +68,7 @@ def _build(layers: int, device: str, dtype: str):
     from transformers import Qwen2_5_VLConfig
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
 
-    from steerseg_core import rollout
+    from steerseg_core.grounding import rollout
 
     torch.manual_seed(0)
     cfg = Qwen2_5_VLConfig(text_config=dict(
@@ -130,7 +130,7 @@ def _cuda(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from steerseg_core import rollout_triton
+    from steerseg_core.grounding import rollout_triton
 
     run = _build(args.layers, "cuda", args.dtype)
     variants = ("plain", "ours", "ours_torch", "output_attentions")

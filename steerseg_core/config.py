@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DEFAULT_BACKBONE = "Qwen/Qwen2.5-VL-7B-Instruct"
@@ -143,12 +145,151 @@ class SteerSegConfig:
         return cfg
 
 
+# The folder the project's writable defaults live in: the repository (or install) root.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class PathsConfig:
+    """Where the tool writes: the study database, soft-prompt checkpoints, training runs, preview
+    caches and per-run downloads. Each is ``STEERSEG_`` + the name in capitals (e.g. ``STEERSEG_DB``)
+    so a Space can point them at persistent storage."""
+
+    db: Path = PROJECT_ROOT / "annotations" / "steerseg.db"
+    checkpoints: Path = PROJECT_ROOT / "checkpoints"
+    runs: Path = PROJECT_ROOT / "runs"
+    cache: Path = PROJECT_ROOT / "annotations" / "gif_cache"
+    outputs: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "steerseg_outputs")
+    # Seconds one run's downloads (and its app session) are kept.
+    outputs_max_age: float = 6 * 3600.0
+    examples: Path | None = None
+
+
+def paths_from_env(env: Mapping[str, str] | None = None) -> PathsConfig:
+    """``PathsConfig`` with STEERSEG_DB, STEERSEG_CHECKPOINTS, STEERSEG_RUNS, STEERSEG_CACHE,
+    STEERSEG_OUTPUTS, STEERSEG_OUTPUTS_MAX_AGE and STEERSEG_EXAMPLES applied where set."""
+    env = os.environ if env is None else env
+    paths = PathsConfig()
+    for name in ("db", "checkpoints", "runs", "cache", "outputs", "examples"):
+        value = (env.get(f"STEERSEG_{name.upper()}") or "").strip()
+        if value:
+            setattr(paths, name, Path(value).expanduser())
+    age = (env.get("STEERSEG_OUTPUTS_MAX_AGE") or "").strip()
+    if age:
+        try:
+            paths.outputs_max_age = max(1.0, float(age))
+        except ValueError:
+            from .errors import InputError
+
+            raise InputError(f"STEERSEG_OUTPUTS_MAX_AGE must be a number of seconds, got {age!r}") from None
+    return paths
+
+
+@dataclass
+class ServiceConfig:
+    """How the tool is served: on a public Hugging Face Space or not, and the switches that guard
+    a public deployment. Read once at startup (``service_from_env``) and passed to whoever needs it."""
+
+    # SPACE_ID is set by Hugging Face Spaces: the app is public and binds 0.0.0.0:7860.
+    space_id: str | None = None
+    # STEERSEG_ALLOW_TRAINING=1 enables training control on a Space (off by default there).
+    allow_training: bool = False
+    # STEERSEG_ANNOTATE_PASSWORD: optional shared password for the annotation study.
+    annotate_password: str | None = None
+    # STEERSEG_GPU_DURATION: ZeroGPU seconds granted per model call.
+    gpu_duration: int = 180
+    # STEERSEG_MAX_CACHED_MODELS: backbones (and as many SAM2 models) kept loaded at once.
+    max_cached_models: int = 1
+    # HF_HUB_OFFLINE=1: the hub is not asked (messages say so).
+    hub_offline: bool = False
+
+    @property
+    def on_space(self) -> bool:
+        return bool(self.space_id)
+
+    @property
+    def training_allowed(self) -> bool:
+        return not self.on_space or self.allow_training
+
+
+def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
+    """``ServiceConfig`` from SPACE_ID, STEERSEG_ALLOW_TRAINING, STEERSEG_ANNOTATE_PASSWORD,
+    STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS and HF_HUB_OFFLINE."""
+    from .errors import InputError
+
+    env = os.environ if env is None else env
+
+    def positive_int(name: str, default: int) -> int:
+        text = (env.get(name) or "").strip()
+        if not text:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise InputError(f"{name} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise InputError(f"{name} must be at least 1, got {text!r}")
+        return value
+
+    return ServiceConfig(
+        space_id=(env.get("SPACE_ID") or "").strip() or None,
+        allow_training=(env.get("STEERSEG_ALLOW_TRAINING") or "").strip() == "1",
+        annotate_password=env.get("STEERSEG_ANNOTATE_PASSWORD") or None,
+        gpu_duration=positive_int("STEERSEG_GPU_DURATION", 180),
+        max_cached_models=positive_int("STEERSEG_MAX_CACHED_MODELS", 1),
+        hub_offline=(env.get("HF_HUB_OFFLINE") or "").strip() == "1",
+    )
+
+
+@dataclass(frozen=True)
+class DistributedEnv:
+    """Where this process stands in a multi-process launch (accelerate / torchrun set these)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int | None = None
+
+    @property
+    def main_process(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_env(env: Mapping[str, str] | None = None) -> DistributedEnv:
+    """RANK, WORLD_SIZE and LOCAL_RANK as launchers set them (one process when unset)."""
+    env = os.environ if env is None else env
+
+    def number(name: str, default: int | None) -> int | None:
+        text = (env.get(name) or "").strip()
+        return int(text) if text else default
+
+    return DistributedEnv(rank=number("RANK", 0) or 0, world_size=number("WORLD_SIZE", 1) or 1,
+                          local_rank=number("LOCAL_RANK", None))
+
+
 def default_layer_range(num_layers: int) -> tuple[int, int]:
     """The paper's rollout range 14..27 of 28 layers, at the same relative depth for any model."""
     if num_layers <= 0:
         raise ValueError("model has no layers")
     start = round(num_layers * 14 / 28)
     return min(start, num_layers - 1), num_layers - 1
+
+
+def parse_layer_range(text: str) -> tuple[int, int]:
+    """'14-27', '14,27', '14:27' or '14..27' → (14, 27) (inclusive). A malformed range or one
+    whose first layer is after its last is a ``ValueError``; the model's depth is checked later
+    (``resolve_layers``)."""
+    text = str(text).strip().replace("..", "-")
+    for sep in ("-", ",", ":"):
+        if sep in text:
+            a, b = text.split(sep, 1)
+            try:
+                lo, hi = int(a), int(b)
+            except ValueError:
+                break
+            if lo < 0 or hi < lo:
+                raise ValueError(f"layer range {text!r}: need 0 <= FIRST <= LAST")
+            return lo, hi
+    raise ValueError(f"layers must look like 14-27, got {text!r}")
 
 
 def resolve_layers(layers: tuple[int, int] | None, num_layers: int) -> tuple[int, int]:

@@ -17,8 +17,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .config import GroundingConfig, SteerSegConfig
 from .errors import InputError, OutOfMemoryError
 from .types import Clip, GroundingResult, SegmentationResult, Tracklet
@@ -71,7 +69,7 @@ def cached_models() -> list[tuple]:
 
 
 def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) -> Any:
-    from .soft_prompts import SoftPrompts
+    from .grounding.soft_prompts import SoftPrompts
 
     if cfg.soft_prompts:
         try:  # a checkpoint rewritten under the same name is loaded again
@@ -90,8 +88,8 @@ def cached_grounder(cfg: GroundingConfig):
     """A Grounder for this configuration: the backbone is loaded once per process (and evicted
     when another one is needed), the soft prompts once per backbone; the per-call options
     (T_f, T_v, layers, CoT/soft prompts on or off) come from ``cfg``."""
-    from .grounding import Grounder
-    from .lvlm import load_adapter
+    from .grounding.grounder import Grounder
+    from .grounding.lvlm import load_adapter
 
     adapter_key = ("lvlm", cfg.backbone, cfg.device, cfg.dtype)
     adapter = _cached(adapter_key, lambda: load_adapter(cfg.backbone, cfg.device, cfg.dtype), MAX_CACHED_MODELS)
@@ -149,10 +147,13 @@ class SteerSeg:
 
     def __init__(self, config: SteerSegConfig | None = None) -> None:
         self.config = config or SteerSegConfig()
+        # Whether a model this pipeline ran is a random-weight test model (asked of the models).
+        self._tiny = False
 
     # -- stages ------------------------------------------------------------------------------
     def ground(self, clip: Clip, expression: str, progress: Progress | None = None) -> GroundingResult:
         g = _oom_guard(lambda: cached_grounder(self.config.grounding), "model loading")
+        self._tiny = self._tiny or bool(g.adapter.is_tiny)
         return _oom_guard(lambda: g.ground(clip, expression, progress), "grounding")
 
     def segment(self, clip: Clip, grounding: GroundingResult,
@@ -163,6 +164,7 @@ class SteerSeg:
         seg = self.config.segment
         t_load = time.perf_counter()
         backend = _oom_guard(lambda: cached_sam2(seg.sam2, seg.device), "SAM2 loading")
+        self._tiny = self._tiny or bool(backend.is_tiny)
         t0 = time.perf_counter()
         stages = _StageClock(progress)
         tracklets = _oom_guard(lambda: generate_candidates(backend, clip, grounding, seg, stages),
@@ -185,7 +187,7 @@ class SteerSeg:
         return SegmentationResult(clip_source=clip.source, expression=grounding.expression,
                                   grounding=grounding, tracklets=tuple(tracklets),
                                   chosen=select_best(tracklets), config=self.config.to_dict(),
-                                  timings=all_timings)
+                                  timings=all_timings, tiny_models=self._tiny)
 
     def run(self, clip: Clip, expression: str, progress: Progress | None = None) -> SegmentationResult:
         t0 = time.perf_counter()
@@ -234,7 +236,3 @@ class SteerSeg:
         tracklets = list(result.tracklets)
         tracklets[result.chosen] = refined
         return dataclasses.replace(result, tracklets=tuple(tracklets))
-
-
-def mask_areas(masks: np.ndarray) -> list[int]:
-    return [int(m.sum()) for m in masks]

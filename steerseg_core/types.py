@@ -146,6 +146,8 @@ class SegmentationResult:
     chosen: int
     config: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    # True when a random-weight test model produced it (the tools label such outputs).
+    tiny_models: bool = False
 
     @property
     def masks(self) -> np.ndarray:

@@ -45,7 +45,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`make-tiny-models` output, built once per test session (random weights, offline)."""
-    from steerseg_core.tiny_models import make_tiny_models
+    from steerseg_core.testing.tiny_models import make_tiny_models
 
     out = tmp_path_factory.mktemp("tiny_models")
     make_tiny_models(out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from steerseg_core import rollout
+from steerseg_core.grounding import rollout
 
 
 def set_text_attention(adapter, name: str) -> None:

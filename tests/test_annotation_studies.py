@@ -23,7 +23,7 @@ from steerseg_core.annotation import (
     store,
 )
 from steerseg_core.errors import InputError, VideoError
-from steerseg_core.prompts import PROMPT_VERSION
+from steerseg_core.grounding.prompts import PROMPT_VERSION
 
 from .test_annotation_helpers import colour_cot, make_reasonvos
 
@@ -124,7 +124,7 @@ def test_generation_killed_midway_resumes_without_recomputing(study):
 def test_generation_with_the_tiny_model(tmp_path, data_dir, tiny_models):
     """The real grounding core's CoT step (tiny random Qwen2.5-VL): parsed output is stored."""
     from steerseg_core.config import GroundingConfig
-    from steerseg_core.grounding import Grounder
+    from steerseg_core.grounding.grounder import Grounder
 
     db = tmp_path / "a.db"
     st = create_study(db, make_reasonvos(tmp_path / "ReasonVOS", ("libby",)), name="tiny", n=2, seed=0)

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
+from steerseg_core.cli import main as eval_main
 from steerseg_core.errors import InputError
-from steerseg_core.eval.cli import main as eval_main
 from steerseg_core.eval.folder_eval import evaluate_folders
 from steerseg_core.eval.masks_io import davis_palette
 

@@ -20,11 +20,11 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
+from steerseg_core.cli import main as eval_main
 from steerseg_core.config import SteerSegConfig
 from steerseg_core.errors import InputError
 from steerseg_core.eval import ablation
 from steerseg_core.eval.benchmarks import open_benchmark
-from steerseg_core.eval.cli import main as eval_main
 from steerseg_core.eval.correlation import downsample_mask
 from steerseg_core.eval.metrics import boundary_f, jaccard
 from steerseg_core.eval.runner import (
@@ -178,7 +178,7 @@ def test_resume_after_interrupt_redoes_nothing(mevis_root, clean_run, tmp_path):
 
 def test_resume_after_sigkill_via_cli(mevis_root, clean_run, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "steerseg_core.eval.cli", "eval", "mevis", "--data-root", str(mevis_root),
+    cmd = [sys.executable, "-m", "steerseg_core", "eval", "mevis", "--data-root", str(mevis_root),
            "--out", str(out), "--predictor", "tests.test_eval_runner:make_predictor"]
     env = {**os.environ, "STEERSEG_TEST_KILL_AT": "3", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from steerseg_core import rollout, rollout_triton
 from steerseg_core.config import SteerSegConfig
-from steerseg_core.lvlm import load_adapter
+from steerseg_core.grounding import rollout, rollout_triton
+from steerseg_core.grounding.lvlm import load_adapter
 from steerseg_core.types import Clip
 from steerseg_core.video import load_clip
 
@@ -93,9 +93,9 @@ def test_pipeline_end_to_end_on_the_device(tiny_models, clip):
 
 
 def test_bf16_training_run_on_the_device(tiny_models, tmp_path):
-    from steerseg_core.soft_prompts import SoftPrompts
+    from steerseg_core.grounding.soft_prompts import SoftPrompts
+    from steerseg_core.testing.synthetic import make_synthetic_dataset
     from steerseg_core.training.runs import read_metrics
-    from steerseg_core.training.synthetic import make_synthetic_dataset
     from steerseg_core.training.trainer import TrainConfig, train
 
     data = make_synthetic_dataset(tmp_path / "syn", videos=4, frames=6, size=56, objects=(1, 2), seed=1)

@@ -7,9 +7,9 @@ import pytest
 
 from steerseg_core.config import GroundingConfig
 from steerseg_core.errors import InputError
-from steerseg_core.grounding import Grounder
-from steerseg_core.lvlm import load_adapter
-from steerseg_core.soft_prompts import SoftPrompts
+from steerseg_core.grounding.grounder import Grounder
+from steerseg_core.grounding.lvlm import load_adapter
+from steerseg_core.grounding.soft_prompts import SoftPrompts
 from steerseg_core.video import load_clip
 
 from .conftest import davis_frames

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from steerseg_core.config import GroundingConfig
-from steerseg_core.grounding import Grounder
-from steerseg_core.lvlm import load_adapter
-from steerseg_core.lvlm.internvl import InternVLAdapter
-from steerseg_core.lvlm.llava_ov import LlavaOneVisionAdapter
-from steerseg_core.soft_prompts import SoftPrompts
-from steerseg_core.tiny_models_extra import make_tiny_internvl, make_tiny_llava_ov
+from steerseg_core.grounding.grounder import Grounder
+from steerseg_core.grounding.lvlm import load_adapter
+from steerseg_core.grounding.lvlm.internvl import InternVLAdapter
+from steerseg_core.grounding.lvlm.llava_ov import LlavaOneVisionAdapter
+from steerseg_core.grounding.soft_prompts import SoftPrompts
+from steerseg_core.testing.tiny_families import make_tiny_internvl, make_tiny_llava_ov
 from steerseg_core.video import load_clip
 
 from .conftest import davis_frames

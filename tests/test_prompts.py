@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from steerseg_core import prompts
+from steerseg_core.grounding import prompts
 
 COT_VERBATIM = """Expression: the dog
 

@@ -28,10 +28,10 @@ import torch
 
 from steerseg_core.annotation import flow, store
 from steerseg_core.config import SteerSegConfig
-from steerseg_core.soft_prompts import SoftPrompts
+from steerseg_core.grounding.soft_prompts import SoftPrompts
+from steerseg_core.testing.synthetic import make_synthetic_dataset
 from steerseg_core.training import checkpoint as ckpt
 from steerseg_core.training.runs import read_metrics, read_status
-from steerseg_core.training.synthetic import make_synthetic_dataset
 from steerseg_core.types import Clip
 from ui.context import AppContext
 

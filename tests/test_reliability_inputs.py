@@ -132,9 +132,9 @@ class _Payload:
 
 
 def test_pickles_renamed_bin_or_pt_are_never_unpickled(tiny_models, tmp_path):
-    from steerseg_core.lvlm import load_adapter
+    from steerseg_core.grounding.lvlm import load_adapter
+    from steerseg_core.grounding.soft_prompts import SoftPrompts
     from steerseg_core.segment import build_sam2
-    from steerseg_core.soft_prompts import SoftPrompts
 
     marker = tmp_path / "pwned"
     payload = pickle.dumps({"model.embed_tokens.weight": _Payload(marker)}, protocol=2)
@@ -160,7 +160,7 @@ def test_pickles_renamed_bin_or_pt_are_never_unpickled(tiny_models, tmp_path):
 
 
 def test_missing_model_folders_name_the_folder_only(tmp_path):
-    from steerseg_core.lvlm import load_adapter
+    from steerseg_core.grounding.lvlm import load_adapter
     from steerseg_core.segment import build_sam2
 
     with pytest.raises(ModelLoadError, match="backbone folder 'nowhere' does not exist") as err:

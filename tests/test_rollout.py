@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from steerseg_core import rollout
-from steerseg_core.lvlm import load_adapter
+from steerseg_core.grounding import rollout
+from steerseg_core.grounding.lvlm import load_adapter
 
 from .rollout_reference import captured_row, dense_row
 

@@ -24,8 +24,8 @@ SCRIPT = r"""
 import json, sys
 import numpy as np
 import torch
-from steerseg_core import rollout, rollout_triton
-from steerseg_core.lvlm import load_adapter
+from steerseg_core.grounding import rollout, rollout_triton
+from steerseg_core.grounding.lvlm import load_adapter
 
 out = {"kernel": [], "calls": 0}
 torch.manual_seed(0)

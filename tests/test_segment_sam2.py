@@ -20,11 +20,11 @@ from steerseg_core.segment import (
     build_sam2,
     generate_candidates,
     logit_grid,
-    make_tiny_sam2,
     refine_tracklet,
 )
+from steerseg_core.segment.build_sam import load_weights
 from steerseg_core.segment.propagation import low_res_to_outputs
-from steerseg_core.segment.sam2_backend import load_weights
+from steerseg_core.testing.tiny_sam2 import make_tiny_sam2
 from steerseg_core.types import Clip, GroundingResult, TokenGeometry
 
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016" / "JPEGImages" / "480p"

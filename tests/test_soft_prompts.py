@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from steerseg_core.errors import CheckpointError
-from steerseg_core.lvlm import load_adapter
-from steerseg_core.soft_prompts import SoftPrompts, repeat_truncate
+from steerseg_core.grounding.lvlm import load_adapter
+from steerseg_core.grounding.soft_prompts import SoftPrompts, repeat_truncate
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_soft_prompts_change_maps_and_get_gradients(adapter):
     import numpy as np
 
     from steerseg_core.config import GroundingConfig
-    from steerseg_core.grounding import Grounder
+    from steerseg_core.grounding.grounder import Grounder
 
     g = Grounder(adapter, GroundingConfig(backbone="tiny", frame_max_tokens=24, n_prompts=6))
     sp = SoftPrompts.from_seed(adapter, n_prompts=6)

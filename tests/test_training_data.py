@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from steerseg_core.errors import InputError
+from steerseg_core.testing.synthetic import COLOURS, make_synthetic_dataset, palette
 from steerseg_core.training import data as D
-from steerseg_core.training.synthetic import COLOURS, make_synthetic_dataset, palette
 
 
 @pytest.fixture(scope="module")

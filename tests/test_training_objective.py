@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from steerseg_core.config import GroundingConfig
-from steerseg_core.grounding import Grounder
-from steerseg_core.lvlm import load_adapter
-from steerseg_core.soft_prompts import SoftPrompts
+from steerseg_core.grounding.grounder import Grounder
+from steerseg_core.grounding.lvlm import load_adapter
+from steerseg_core.grounding.soft_prompts import SoftPrompts
+from steerseg_core.testing.synthetic import make_synthetic_dataset
 from steerseg_core.training import data as D
 from steerseg_core.training.objective import (
     Objective,
@@ -22,7 +23,6 @@ from steerseg_core.training.objective import (
     slot_targets,
     summarise,
 )
-from steerseg_core.training.synthetic import make_synthetic_dataset
 from steerseg_core.training.trainer import lr_factor
 from steerseg_core.types import TokenGeometry
 
@@ -152,7 +152,7 @@ def test_no_grad_evaluation_leaves_no_gradients(setup):
 def test_rollout_stays_float32_under_autocast(setup):
     """Training runs the LVLM under bf16 autocast on CUDA; the rollout chain itself must stay
     float32 (as at inference). CPU autocast exercises the same code path."""
-    from steerseg_core import rollout
+    from steerseg_core.grounding import rollout
 
     adapter, sample = setup
     prepared = adapter.build_frames(sample.frames[:2], "Expression: the circle", 16)

@@ -19,12 +19,12 @@ import torch
 
 from steerseg_core import cli
 from steerseg_core.errors import CheckpointError
-from steerseg_core.lvlm import load_adapter
-from steerseg_core.soft_prompts import SoftPrompts, list_checkpoints
+from steerseg_core.grounding.lvlm import load_adapter
+from steerseg_core.grounding.soft_prompts import SoftPrompts, list_checkpoints
+from steerseg_core.testing.synthetic import make_synthetic_dataset
 from steerseg_core.training import checkpoint as ckpt
 from steerseg_core.training.objective import BranchResult, Objective
 from steerseg_core.training.runs import read_metrics, read_status
-from steerseg_core.training.synthetic import make_synthetic_dataset
 from steerseg_core.training.trainer import TrainConfig, TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_default_tiny_model_attention_cannot_be_steered(adapter, synthetic):
     """Why the learning test rescales the tiny model: with its default init, two unrelated sets of
     soft prompts give the same map (correlation ≈ 1)."""
     from steerseg_core.config import GroundingConfig
-    from steerseg_core.grounding import Grounder
+    from steerseg_core.grounding.grounder import Grounder
     from steerseg_core.training.data import load_sample, open_dataset
 
     sample = load_sample(open_dataset(synthetic).records[0], 2)
@@ -274,7 +274,7 @@ def test_sigkill_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path)
     script = textwrap.dedent(f"""
         import sys, torch
         sys.path.insert(0, {str(ROOT)!r})
-        from steerseg_core.soft_prompts import SoftPrompts
+        from steerseg_core.grounding.soft_prompts import SoftPrompts
         from steerseg_core.training import checkpoint as ckpt
         soft = SoftPrompts(torch.zeros(64, 4096), torch.zeros(64, 4096), {{}})
         opt = torch.optim.AdamW([soft.frame, soft.video])

@@ -15,9 +15,9 @@ import gradio as gr
 import pytest
 
 from steerseg_core.config import SteerSegConfig
+from steerseg_core.testing.synthetic import make_synthetic_dataset
 from steerseg_core.training import runs
 from steerseg_core.training.lock import RunLock
-from steerseg_core.training.synthetic import make_synthetic_dataset
 from ui import train as tab
 from ui.context import AppContext
 

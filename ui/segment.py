@@ -20,11 +20,9 @@ from typing import Any
 import gradio as gr
 
 from steerseg_core import visualize
-from steerseg_core.config import DEFAULT_BACKBONE, SteerSegConfig
+from steerseg_core.config import DEFAULT_BACKBONE, SteerSegConfig, parse_layer_range
 from steerseg_core.errors import SteerSegError, public_message
-from steerseg_core.segment_command import parse_layers
-from steerseg_core.soft_prompts import list_checkpoints
-from steerseg_core.tiny_models import is_tiny_model
+from steerseg_core.grounding.soft_prompts import list_checkpoints
 
 from .context import AppContext
 from .gpu import gpu_task
@@ -87,7 +85,7 @@ def build_config(ctx: AppContext, backbone: str, soft_choice: str, use_cot: bool
         gr_cfg.soft_prompts = ctx.config.grounding.soft_prompts
     gr_cfg.t_frame, gr_cfg.t_video = int(t_frame), int(t_video)
     try:
-        gr_cfg.layers = parse_layers(layers) if (layers or "").strip() else None
+        gr_cfg.layers = parse_layer_range(layers) if (layers or "").strip() else None
     except Exception as err:
         raise SteerSegError(str(err)) from err
     seg.alpha, seg.nms_iou = float(alpha), float(nms_iou)
@@ -157,7 +155,7 @@ def run_segment(ctx: AppContext, video: str | None, expression: str, backbone: s
     thumbs, rows, overlay, files, frame = _result_views(session)
     note = f"soft prompts: **{g.soft_prompts_label}** · rollout layers {g.layers[0]}–{g.layers[1]} · " + \
         " · ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
-    if is_tiny_model(cfg.grounding.backbone):
+    if result.tiny_models:
         note = "⚠️ **tiny random-weight models** (for trying the app; outputs are meaningless) · " + note
     slider = gr.Slider(minimum=0, maximum=clip.num_frames - 1, value=session["frame"], step=1,
                        label="frame to correct", interactive=True)

@@ -18,8 +18,8 @@ import gradio as gr
 
 from steerseg_core.config import DEFAULT_BACKBONE
 from steerseg_core.errors import SteerSegError, public_message
-from steerseg_core.lvlm import KNOWN_BACKBONES
-from steerseg_core.prompts import SEED_PROMPT_FRAME, SEED_PROMPT_VIDEO
+from steerseg_core.grounding.lvlm import KNOWN_BACKBONES
+from steerseg_core.grounding.prompts import SEED_PROMPT_FRAME, SEED_PROMPT_VIDEO
 from steerseg_core.training import plots, runs
 from steerseg_core.training.config import TrainConfig
 
@@ -161,7 +161,7 @@ def refresh_runs(ctx: AppContext, current: str | None, known: list[str] | None =
 
 def make_demo_data(ctx: AppContext) -> tuple[str, str]:
     """Write a small synthetic dataset (moving shapes) for trying the tab out."""
-    from steerseg_core.training.synthetic import make_synthetic_dataset
+    from steerseg_core.testing.synthetic import make_synthetic_dataset
 
     out = Path(ctx.runs_dir) / "synthetic-data"
     if not (out / "meta_expressions.json").exists():

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import LimitsConfig
 from ..errors import InputError, SteerSegError, VideoError
-from ..prompts import PROMPT_VERSION
+from ..grounding.prompts import PROMPT_VERSION
 from ..types import Clip, CoTResult
 from . import store
 from .records import Study

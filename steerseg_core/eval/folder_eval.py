@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError
 from .masks_io import VOID, read_label_sequence
@@ -88,6 +87,8 @@ def object_scores(gt_labels: np.ndarray, pred_labels: np.ndarray, mode: str, voi
     if mode == "semi-supervised":
         rows = cols = np.arange(n_gt)
     else:
+        from scipy.optimize import linear_sum_assignment  # heavy: only when matching objects
+
         rows, cols = linear_sum_assignment(-(j.mean(axis=2) + f.mean(axis=2)) / 2)
     js = {str(gt_ids[c]): j[r, c] for r, c in zip(rows, cols, strict=True)}
     fs = {str(gt_ids[c]): f[r, c] for r, c in zip(rows, cols, strict=True)}

@@ -1,8 +1,9 @@
-"""Segmentation stage: keyframe points → SAM2 masks → NMS → tracklets → scores (DESIGN.md §7–8)."""
+"""Segmentation stage: keyframe points → SAM2 masks → NMS → tracklets → scores (paper §3.3)."""
 
+from .build_sam import build_sam2
 from .nms import mask_iou_matrix, mask_nms
 from .points import argmax_cell, keyframe_points
-from .sam2_backend import Sam2Backend, build_sam2, make_tiny_sam2
+from .sam2_backend import Sam2Backend
 from .scoring import pearson, score_tracklet, score_tracklets, select_best, to_token_grid
 from .tracklets import LOGIT_SIDE, generate_candidates, logit_grid, refine_tracklet
 
@@ -14,7 +15,6 @@ __all__ = [
     "generate_candidates",
     "keyframe_points",
     "logit_grid",
-    "make_tiny_sam2",
     "mask_iou_matrix",
     "mask_nms",
     "pearson",

@@ -5,7 +5,7 @@
                       out="runs/qwen25", export_dir="checkpoints"))
 
 CLI: ``python -m steerseg_core train --help``; the run-folder layout is described in trainer.py and
-README.md here. Names are imported lazily so ``import steerseg_core.training.cli`` stays light.
+README.md here. Names are imported lazily so that importing the package stays light.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ _EXPORTS = {
     "TrainSample": "data", "folder_dataset": "data", "load_sample": "data", "open_dataset": "data",
     "ytvos_dataset": "data",
     "Objective": "objective", "bce_dice": "objective", "mask_to_grid": "objective", "pearson": "objective",
-    "make_synthetic_dataset": "synthetic",
     "Trainer": "trainer", "TrainResult": "trainer", "TrainingDiverged": "trainer", "train": "trainer",
     "RunRequest": "runs", "launch_run": "runs", "stop_run": "runs", "read_status": "runs",
     "read_metrics": "runs", "RunBusyError": "lock",

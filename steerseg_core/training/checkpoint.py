@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..soft_prompts import SoftPrompts
+from ..grounding.soft_prompts import SoftPrompts
 
 STATE_FORMAT = "steerseg-train-state-v1"
 LATEST = "latest.json"

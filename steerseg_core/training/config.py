@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .. import prompts
 from ..config import DEFAULT_BACKBONE
 from ..errors import InputError
+from ..grounding import prompts
 
 
 @dataclass

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import prompts, rollout
-from ..grounding import Grounder
+from ..grounding import prompts, rollout
+from ..grounding.grounder import Grounder
 from ..types import TokenGeometry
 from .data import TrainSample
 

@@ -45,11 +45,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import prompts
 from ..config import GroundingConfig
 from ..errors import InputError, SteerSegError
-from ..grounding import Grounder
-from ..soft_prompts import SoftPrompts
+from ..grounding import prompts
+from ..grounding.grounder import Grounder
+from ..grounding.soft_prompts import SoftPrompts
 from . import checkpoint as ckpt
 from . import plots
 from .config import TrainConfig, lr_factor
@@ -268,7 +268,7 @@ class Trainer:
     def _load_adapter(self):
         if self._adapter is not None:
             return self._adapter
-        from ..lvlm import load_adapter
+        from ..grounding.lvlm import load_adapter
 
         device = str(self.dist.device) if self.dist.world > 1 else self.config.device
         return load_adapter(self.config.backbone, device, self.config.dtype)

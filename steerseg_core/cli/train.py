@@ -1,20 +1,19 @@
-"""`python -m steerseg_core train ...` and `make-synthetic`: soft-prompt training from a shell.
+"""`python -m steerseg_core train ...`: soft-prompt training from a shell.
 
     python -m steerseg_core train --data /data/ref-youtube-vos --backbone Qwen/Qwen2.5-VL-7B-Instruct \\
         --out runs/qwen25 --export-dir checkpoints
     python -m steerseg_core train --out runs/qwen25 --resume          # continue after a stop/crash
     accelerate launch --multi_gpu --num_processes 4 -m steerseg_core train --data ... --out ...
-    python -m steerseg_core make-synthetic data/synthetic --videos 24   # moving shapes, for smoke runs
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from ..config import DEFAULT_BACKBONE
-from .config import TrainConfig
+from ..config import DEFAULT_BACKBONE, distributed_env, paths_from_env
+from ..training.config import TrainConfig
+from .options import add_run_options
 
 EPILOG = """\
 Paper defaults: AdamW lr 5e-4, cosine with warmup, 6500 steps, effective batch 4, 16 input frames,
@@ -27,18 +26,12 @@ folder with expressions.json (see steerseg_core/training/data.py). Multi-GPU:
 """
 
 
-def _layers(text: str) -> tuple[int, int]:
-    lo, hi = text.replace("..", ",").split(",")
-    return int(lo), int(hi)
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train soft prompts for a backbone (Ref-YouTube-VOS or your own data)",
                        description=__doc__.split("\n\n")[0], epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="dataset folder (Ref-YouTube-VOS train split or expressions.json folder)")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="LVLM hub id or local folder")
     p.add_argument("--out", required=True, help="run folder (metrics, checkpoints, final soft prompts)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--steps", type=int, default=d.steps)
@@ -47,17 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=d.warmup_steps, help="linear warmup steps before the cosine")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="effective batch (gradient accumulation)")
     p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm)
-    p.add_argument("--n-prompts", type=int, default=d.n_prompts, help="N_p soft prompts per branch")
     p.add_argument("--seed-frame", default=d.seed_frame, help="seed prompt text of the frame branch")
     p.add_argument("--seed-video", default=d.seed_video, help="seed prompt text of the video branch")
     p.add_argument("--init-from", help="start from this soft-prompt checkpoint instead of the seed prompts")
     p.add_argument("--input-frames", type=int, default=d.input_frames)
-    p.add_argument("--t-frame", type=int, default=d.t_frame)
-    p.add_argument("--t-video", type=int, default=d.t_video)
-    p.add_argument("--frame-max-tokens", type=int, default=d.frame_max_tokens)
     p.add_argument("--frame-batch-size", type=int, default=d.frame_batch_size,
                    help="keyframe sequences per forward/backward chunk")
-    p.add_argument("--layers", type=_layers, help="rollout layers FIRST,LAST (default: paper range scaled)")
     p.add_argument("--branches", default=",".join(d.branches), help="frame,video (default both)")
     p.add_argument("--cot", action="store_true", help="add CoT attributes to the query prompt (cached per expression)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
@@ -66,7 +54,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-data", help="held-out dataset folder (default: hold out --val-samples videos of --data)")
     p.add_argument("--val-samples", type=int, default=d.val_samples)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device)
     p.add_argument("--dtype", default=d.dtype)
     p.add_argument("--no-grad-checkpointing", action="store_true")
     p.add_argument("--no-autocast", action="store_true", help="no bf16 autocast on CUDA")
@@ -79,20 +66,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lock-file", help="lock file enforcing one run per device (default: beside --out)")
     p.add_argument("--no-lock", action="store_true", help="do not take the one-run-per-device lock")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    add_run_options(p, ("backbone", "device", "t_frame", "t_video", "layers", "frame_tokens", "n_prompts"),
+                    defaults={"backbone": DEFAULT_BACKBONE, "device": d.device, "t_frame": d.t_frame,
+                              "t_video": d.t_video, "frame_tokens": d.frame_max_tokens, "n_prompts": d.n_prompts})
+    p.add_argument("--frame-max-tokens", dest="frame_tokens", type=int, help=argparse.SUPPRESS)  # old spelling
     p.set_defaults(func=_train)
-
-    s = sub.add_parser("make-synthetic", help="write a synthetic moving-shapes dataset (Ref-YouTube-VOS layout)")
-    s.add_argument("dir")
-    s.add_argument("--videos", type=int, default=24)
-    s.add_argument("--frames", type=int, default=16)
-    s.add_argument("--size", type=int, default=112)
-    s.add_argument("--objects", default="1,2", help="shapes per clip: N or MIN,MAX")
-    s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=_make_synthetic)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    from .runs import lock_for
+    from ..training.runs import lock_for
 
     lock = None
     if not args.no_lock:
@@ -102,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         weight_decay=args.weight_decay, warmup_steps=args.warmup, batch_size=args.batch_size,
         max_grad_norm=args.max_grad_norm, n_prompts=args.n_prompts, seed_frame=args.seed_frame,
         seed_video=args.seed_video, init_from=args.init_from, input_frames=args.input_frames,
-        t_frame=args.t_frame, t_video=args.t_video, frame_max_tokens=args.frame_max_tokens,
+        t_frame=args.t_frame, t_video=args.t_video, frame_max_tokens=args.frame_tokens,
         frame_batch_size=args.frame_batch_size, layers=args.layers,
         branches=tuple(b.strip() for b in args.branches.split(",") if b.strip()), use_cot=args.cot,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
@@ -115,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _export_dir(args: argparse.Namespace) -> str | None:
     if args.no_export:
         return None
-    return args.export_dir or os.environ.get("STEERSEG_CHECKPOINTS") or "checkpoints"
+    return args.export_dir or str(paths_from_env().checkpoints)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -123,14 +105,14 @@ def _train(args: argparse.Namespace) -> int:
     import sys
 
     from ..errors import InputError
-    from .trainer import train
+    from ..training.trainer import train
 
     if not args.resume and not args.data:
         raise InputError("--data is required (or --resume to continue the run in --out)")
     if args.no_progress or not sys.stderr.isatty():
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
         args.no_progress = True
-    if int(os.environ.get("RANK", "0")) > 0:  # data-parallel workers: only process 0 reports
+    if not distributed_env().main_process:  # data-parallel workers: only process 0 reports
         logging.getLogger("steerseg.train").setLevel(logging.WARNING)
     result = train(config_from_args(args), resume=args.resume, progress=not args.no_progress,
                    handle_signals=True)
@@ -145,14 +127,4 @@ def _train(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.step}; continue with: python -m steerseg_core train --out {args.out} --resume")
     if result.skipped:
         print("skipped samples: " + ", ".join(f"{k}: {v}" for k, v in result.skipped.items()))
-    return 0
-
-
-def _make_synthetic(args: argparse.Namespace) -> int:
-    from .synthetic import make_synthetic_dataset
-
-    parts = [int(x) for x in str(args.objects).split(",")]
-    objects = parts[0] if len(parts) == 1 else (parts[0], parts[1])
-    out = make_synthetic_dataset(args.dir, args.videos, args.frames, args.size, objects, args.seed)
-    print(f"wrote {args.videos} synthetic clips to {out}")
     return 0

@@ -20,17 +20,19 @@ import json
 import sys
 from pathlib import Path
 
-from . import store
-from .stats import DEFAULT_JF_THRESHOLD, study_statistics
-from .studies import DEFAULT_N
+from ..annotation import store
+from ..annotation.stats import DEFAULT_JF_THRESHOLD, study_statistics
+from ..annotation.studies import DEFAULT_N
+from ..config import paths_from_env
+from .options import add_run_options
 
 
 def _db(args: argparse.Namespace) -> Path:
-    return Path(args.db) if args.db else store.db_path_from_env()
+    return Path(args.db) if args.db else paths_from_env().db
 
 
 def _create(args: argparse.Namespace) -> int:
-    from .studies import create_study
+    from ..annotation.studies import create_study
 
     study = create_study(
         _db(args), args.source, name=args.name, n=args.n, seed=args.seed, frames_root=args.frames,
@@ -44,22 +46,18 @@ def _create(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..config import SteerSegConfig
+    from ..annotation.studies import generate_attributes
     from ..errors import SteerSegError
-    from .studies import generate_attributes
+    from .options import config_from_args
 
     try:
-        from ..grounding import Grounder  # heavy (torch, transformers): only when generating
+        from ..grounding.grounder import Grounder  # heavy (torch, transformers): only when generating
     except ImportError as err:
         raise SteerSegError(f"attribute generation needs the grounding core ({err})") from err
 
     db = _db(args)
     study = store.find_study(db, args.study)
-    cfg = SteerSegConfig.from_env()
-    if args.backbone:
-        cfg.grounding.backbone = args.backbone
-    if args.device:
-        cfg.grounding.device = args.device
+    cfg = config_from_args(args)
     # The CoT step runs without soft prompts: do not load (or check) a checkpoint for it.
     cfg.grounding.use_soft_prompts, cfg.grounding.soft_prompts = False, None
     grounder = Grounder.from_config(cfg.grounding)
@@ -82,7 +80,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .studies import import_attributes
+    from ..annotation.studies import import_attributes
 
     db = _db(args)
     study = store.find_study(db, args.study)
@@ -93,7 +91,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _scores(args: argparse.Namespace) -> int:
-    from .studies import import_segmentation_scores
+    from ..annotation.studies import import_segmentation_scores
 
     db = _db(args)
     study = store.find_study(db, args.study)
@@ -127,7 +125,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_study
+    from ..annotation.export import export_study
 
     db = _db(args)
     study = store.find_study(db, args.study)
@@ -169,8 +167,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     g = cmds.add_parser("generate", parents=[common], help="run the CoT step for items without attributes (resumable)")
     g.add_argument("study", help="study id or name")
-    g.add_argument("--backbone", help="LVLM id or folder (default: $STEERSEG_BACKBONE or the paper's)")
-    g.add_argument("--device", help="cpu, cuda, auto")
+    add_run_options(g, ("backbone", "device"))
     g.set_defaults(func=_generate)
 
     i = cmds.add_parser("import", parents=[common], help="attach attributes from another model's JSON output")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..types import TokenGeometry
+from ...types import TokenGeometry
 from .base import HFAdapter, PreparedInputs
 
 PX_PER_TOKEN = 28

@@ -30,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-from ..types import TokenGeometry
+from ...types import TokenGeometry
 from .base import HFAdapter, PreparedInputs
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .types import CoTResult
+from ..types import CoTResult
 
 PROMPT_VERSION = "steerseg-v1"
 

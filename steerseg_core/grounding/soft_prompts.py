@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 from .prompts import SEED_PROMPT_FRAME, SEED_PROMPT_VIDEO
 
 BRANCHES = ("frame", "video")

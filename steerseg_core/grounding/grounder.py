@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..config import GroundingConfig, resolve_layers
+from ..errors import InputError
+from ..types import Clip, CoTResult, GroundingResult, TokenGeometry
 from . import prompts, rollout
-from .config import GroundingConfig, resolve_layers
-from .errors import InputError
 from .lvlm import HFAdapter, PreparedInputs, load_adapter
 from .soft_prompts import SoftPrompts
-from .types import Clip, CoTResult, GroundingResult, TokenGeometry
 
 Progress = Callable[[str, float], None]
 
@@ -38,7 +38,7 @@ class BranchOutput:
 
 
 def _sample(num_frames: int, k: int) -> np.ndarray:
-    from .video import sample_indices
+    from ..video import sample_indices
 
     return sample_indices(num_frames, k)
 
@@ -142,7 +142,7 @@ class Grounder:
     # -- the whole grounding -----------------------------------------------------------------
     def ground(self, clip: Clip, expression: str, progress: Progress | None = None, *,
                use_cot: bool | None = None, use_soft_prompts: bool | None = None) -> GroundingResult:
-        from .video import validate_expression
+        from ..video import validate_expression
 
         expression = validate_expression(expression)
         use_cot = self.config.use_cot if use_cot is None else use_cot
@@ -189,9 +189,3 @@ class Grounder:
             soft_prompts_label=self.soft_prompts_label if use_soft else "none",
             timings=timings,
         )
-
-
-def ground(clip: Clip, expression: str, config: GroundingConfig | None = None) -> GroundingResult:
-    """One-call convenience: load the configured backbone and ground one expression."""
-    return Grounder.from_config(config or GroundingConfig()).ground(clip, expression)
-

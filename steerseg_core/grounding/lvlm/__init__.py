@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from ...errors import ModelLoadError
+from ...files import has_tiny_marker
 from .base import HFAdapter, PreparedInputs, pick_device, pick_dtype
 from .qwen import QwenVLAdapter
 
@@ -76,7 +77,7 @@ def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdap
     except Exception as err:
         raise ModelLoadError(_missing_message(spec, err)) from err
     model.to(dev)
-    return family(model, processor, name=spec)
+    return family(model, processor, name=spec, is_tiny=local.exists() and has_tiny_marker(local))
 
 
 __all__ = ["HFAdapter", "KNOWN_BACKBONES", "PreparedInputs", "QwenVLAdapter", "load_adapter"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..types import TokenGeometry
+from ...types import TokenGeometry
 from .base import HFAdapter, PreparedInputs
 
 

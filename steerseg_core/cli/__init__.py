@@ -1,8 +1,11 @@
 """`python -m steerseg_core ...`: every subcommand of the library in one entry point.
 
-Each subcommand lives in the module that owns its work and exposes ``add_parser(subparsers)``;
-the parser it adds sets ``func(args) -> int``. Errors that are the user's (``SteerSegError``)
-print one line and exit non-zero; anything else is a bug and keeps its traceback.
+Every argparse face of the tool lives in this package, one module per command family, each with
+``add_parser(subparsers)``; the parser it adds sets ``func(args) -> int``. The shared run options
+are defined once in ``options.py``. Building the parser imports no torch, transformers or scipy:
+each command imports its work when it runs. Nothing outside this package imports it. Errors
+that are the user's (``SteerSegError``) print one line and exit non-zero; anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,15 +14,15 @@ import argparse
 import importlib
 import sys
 
-from .errors import SteerSegError
+from ..errors import SteerSegError
 
 # Modules that contribute subcommands (each has add_parser(subparsers)).
 COMMAND_MODULES = (
-    "steerseg_core.training.cli",
-    "steerseg_core.tiny_models",
-    "steerseg_core.segment_command",
-    "steerseg_core.annotation.cli",
-    "steerseg_core.eval.cli",
+    "steerseg_core.cli.segment",
+    "steerseg_core.cli.eval",
+    "steerseg_core.cli.train",
+    "steerseg_core.cli.annotate",
+    "steerseg_core.cli.make",
 )
 
 

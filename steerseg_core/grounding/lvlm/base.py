@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...types import TokenGeometry
 from .. import rollout
-from ..types import TokenGeometry
 
 
 @dataclass
@@ -77,11 +77,13 @@ class HFAdapter:
 
     family = "base"
 
-    def __init__(self, model: nn.Module, processor, name: str) -> None:
+    def __init__(self, model: nn.Module, processor, name: str, *, is_tiny: bool = False) -> None:
         self.model = model
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.name = name
+        # True for a random-weight test model (``steerseg_core.testing``): outputs are meaningless.
+        self.is_tiny = is_tiny
         self._soft: tuple[int, torch.Tensor] | None = None
         self.model.requires_grad_(False)
         self.model.eval()

@@ -13,36 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from ..config import SteerSegConfig
+from ..config import SteerSegConfig, distributed_env
 from ..errors import InputError
-from ..segment_command import apply_run_options, parse_layers
-from .benchmarks import BENCHMARKS, open_benchmark
+from ..eval.benchmarks import BENCHMARKS, open_benchmark
+from .options import add_run_options, apply_run_options
 
 FOLDER_MODES = ("semi-supervised", "unsupervised", "all-frames")
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("pipeline configuration (defaults: the paper's)")
-    g.add_argument("--config", type=Path, help="JSON file with a configuration (SteerSegConfig.to_dict layout)")
-    g.add_argument("--backbone", help="LVLM id or local path")
-    g.add_argument("--sam2", help="SAM2 size (tiny/small/base_plus/large) or checkpoint path")
-    g.add_argument("--soft-prompts", help="soft-prompt checkpoint (.safetensors)")
-    g.add_argument("--no-cot", action="store_true", help="skip the chain-of-thought step")
-    g.add_argument("--no-soft-prompts", action="store_true", help="run the query step without soft prompts")
-    g.add_argument("--alpha", type=float, help="weight of s_frm in s = α·s_frm + (1−α)·s_vid")
-    g.add_argument("--n-prompts", type=int, help="number of soft prompts N_p")
-    g.add_argument("--t-frame", type=int, help="keyframes of the frame branch (T_f)")
-    g.add_argument("--t-video", type=int, help="frames of the video branch (T_v)")
-    g.add_argument("--layers", type=parse_layers, help="rollout layer range FIRST,LAST (inclusive)")
-    g.add_argument("--frame-tokens", type=int, help="visual-token budget per keyframe (frame branch)")
-    g.add_argument("--device", help="cuda, cuda:1, cpu (default: auto; one GPU per process under "
-                                    "accelerate launch)")
-    g.add_argument("--predictor", help="MODULE:CALLABLE or FILE.py:CALLABLE returning a predictor for a "
+    p.add_argument("--config", type=Path, help="JSON file with a configuration (SteerSegConfig.to_dict layout)")
+    p.add_argument("--predictor", help="MODULE:CALLABLE or FILE.py:CALLABLE returning a predictor for a "
                                        "config (default: the SteerSeg pipeline)")
+    add_run_options(p)
 
 
 def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
@@ -54,13 +40,14 @@ def config_from_args(args: argparse.Namespace) -> SteerSegConfig:
     else:
         cfg = SteerSegConfig.from_env()
     cfg = apply_run_options(cfg, args)
-    if args.device is None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in os.environ:
-        cfg.grounding.device = cfg.segment.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"  # accelerate launch
+    dist = distributed_env()
+    if args.device is None and dist.world_size > 1 and dist.local_rank is not None:
+        cfg.grounding.device = cfg.segment.device = f"cuda:{dist.local_rank}"  # accelerate launch
     return cfg
 
 
 def _predictor(args: argparse.Namespace):
-    from .runner import load_predictor_factory
+    from ..eval.runner import load_predictor_factory
 
     return (load_predictor_factory(args.predictor), args.predictor) if args.predictor else (None, "steerseg")
 
@@ -77,7 +64,7 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
 # --- handlers ------------------------------------------------------------------------------------
 
 def cmd_eval_masks(args: argparse.Namespace) -> int:
-    from .folder_eval import KEYS, evaluate_folders
+    from ..eval.folder_eval import KEYS, evaluate_folders
 
     def progress(i: int, n: int, seq: str) -> None:
         if not args.quiet:
@@ -98,7 +85,7 @@ def cmd_eval_masks(args: argparse.Namespace) -> int:
         print(f"warning: {len(report['missing_predictions'])} prediction files missing, scored as empty "
               f"(first: {report['missing_predictions'][0]})", file=sys.stderr)
     if args.json:
-        from .runner import write_json
+        from ..eval.runner import write_json
 
         write_json(args.json, report)
         print(f"wrote {args.json}", file=sys.stderr)
@@ -110,8 +97,8 @@ def _fmt(v: object) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .runner import RunOptions, parse_shard, run_benchmark, score_mask_folder
-    from .tables import summary_markdown
+    from ..eval.runner import RunOptions, parse_shard, run_benchmark, score_mask_folder
+    from ..eval.tables import summary_markdown
 
     bench = open_benchmark(args.benchmark, args.data_root, args.split)
     opts = RunOptions(videos=args.videos, limit=args.limit,
@@ -131,8 +118,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_merge(args: argparse.Namespace) -> int:
-    from .runner import merge_runs
-    from .tables import summary_markdown
+    from ..eval.runner import merge_runs
+    from ..eval.tables import summary_markdown
 
     summary = merge_runs(args.out, args.shards or [args.out], args.data_root)
     print(summary_markdown(summary))
@@ -140,7 +127,7 @@ def cmd_eval_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_ablation(args: argparse.Namespace) -> int:
-    from . import ablation
+    from ..eval import ablation
 
     if args.grid == "alpha":
         if not args.runs:
@@ -149,7 +136,7 @@ def cmd_eval_ablation(args: argparse.Namespace) -> int:
         table = ablation.alpha_markdown(ablation.alpha_sweep(args.runs, alphas, args.data_root))
     else:
         benches = _benchmark_roots(args)
-        from .runner import RunOptions, parse_shard
+        from ..eval.runner import RunOptions, parse_shard
 
         variants = (ablation.component_variants() if args.grid == "components"
                     else ablation.n_prompt_variants(ablation.parse_checkpoints(args.checkpoints or [])))
@@ -161,7 +148,7 @@ def cmd_eval_ablation(args: argparse.Namespace) -> int:
         for bench_name, root in benches:
             ablation.run_grid(variants, bench_name, root, args.out, config, factory, opts, args.split)
         table = ablation.grid_table(args.grid, args.out, variants)
-        from .masks_io import atomic_write_bytes
+        from ..eval.masks_io import atomic_write_bytes
 
         atomic_write_bytes(Path(args.out) / f"ablation-{args.grid}.md", table.encode("utf-8"))
     print(table)
@@ -187,7 +174,7 @@ def _benchmark_roots(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 
 def cmd_eval_table(args: argparse.Namespace) -> int:
-    from .tables import main_table_markdown
+    from ..eval.tables import main_table_markdown
 
     summaries = []
     for d in args.runs:
@@ -251,19 +238,3 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--label", help="row label (default: from the configuration)")
     p.set_defaults(func=cmd_eval_table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The evaluation commands alone (``python -m steerseg_core.eval.cli``), same as the main CLI."""
-    parser = argparse.ArgumentParser(prog="python -m steerseg_core.eval.cli")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    from ..cli import run_command
-
-    return run_command(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

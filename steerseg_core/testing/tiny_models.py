@@ -10,13 +10,13 @@ meaningless (random weights) — they exist for tests, CI and trying the app wit
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
-from . import prompts
+from ..files import TINY_LABEL, TINY_MARKER
+from ..grounding import prompts
 
 QWEN_SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -47,7 +47,6 @@ QWEN_CHAT_TEMPLATE = (
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-TINY_LABEL = "tiny random-weight model for tests and demos (outputs are meaningless)"
 
 
 def _tokenizer_corpus() -> list[str]:
@@ -149,7 +148,7 @@ def make_tiny_qwen(out_dir: Path, kind: str = "qwen2_5_vl", seed: int = 0) -> Pa
     model_cls = Qwen2_5_VLForConditionalGeneration if kind == "qwen2_5_vl" else Qwen2VLForConditionalGeneration
     model = model_cls(_qwen_config(kind, tok)).eval()
     model.save_pretrained(out_dir)
-    (out_dir / "STEERSEG_TINY.txt").write_text(TINY_LABEL + "\n")
+    (out_dir / TINY_MARKER).write_text(TINY_LABEL + "\n")
     return out_dir
 
 
@@ -161,35 +160,12 @@ def make_tiny_models(out_dir: Path | str, with_sam2: bool = True, all_families: 
     make_tiny_qwen(out / "qwen2_5_vl", "qwen2_5_vl")
     make_tiny_qwen(out / "qwen2_vl", "qwen2_vl")
     if all_families:
-        from .tiny_models_extra import make_tiny_internvl, make_tiny_llava_ov
+        from .tiny_families import make_tiny_internvl, make_tiny_llava_ov
 
         make_tiny_internvl(out / "internvl")
         make_tiny_llava_ov(out / "llava_onevision")
     if with_sam2:
-        from .segment.sam2_backend import make_tiny_sam2
+        from .tiny_sam2 import make_tiny_sam2
 
         make_tiny_sam2(out / "sam2")
     return out
-
-
-def is_tiny_model(path: str | Path) -> bool:
-    """True for folders written by make-tiny-models (the UI labels them as random weights)."""
-    p = Path(path)
-    return p.is_dir() and ((p / "STEERSEG_TINY.txt").exists() or (p.parent / "STEERSEG_TINY.txt").exists())
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    out = make_tiny_models(args.dir, with_sam2=not args.no_sam2, all_families=args.all_families)
-    for sub in sorted(p for p in out.iterdir() if p.is_dir()):
-        print(f"wrote {sub}")
-    print(f"note: {TINY_LABEL}")
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("make-tiny-models", help="write tiny random-weight models for tests and demos")
-    p.add_argument("dir", help="output folder (gets qwen2_5_vl/, qwen2_vl/, sam2/)")
-    p.add_argument("--no-sam2", action="store_true", help="skip the tiny SAM2 model")
-    p.add_argument("--all-families", action="store_true",
-                   help="also write tiny InternVL3 (internvl/) and LLaVA-OneVision (llava_onevision/) models")
-    p.set_defaults(func=_cmd)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .tiny_models import QWEN_SPECIAL_TOKENS, TINY_LABEL, train_bpe
+from ..files import TINY_LABEL, TINY_MARKER
+from .tiny_models import QWEN_SPECIAL_TOKENS, train_bpe
 
 INTERNVL_NAMED_TOKENS = {
     "start_image_token": "<img>",
@@ -74,7 +75,7 @@ def _text_config(tok) -> dict:
 def _finish(out_dir: Path, processor, model) -> Path:
     processor.save_pretrained(out_dir)
     model.save_pretrained(out_dir)
-    (out_dir / "STEERSEG_TINY.txt").write_text(TINY_LABEL + "\n")
+    (out_dir / TINY_MARKER).write_text(TINY_LABEL + "\n")
     return out_dir
 
 

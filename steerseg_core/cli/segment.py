@@ -1,0 +1,79 @@
+"""`python -m steerseg_core segment VIDEO "EXPRESSION" --out DIR`: the headless one-shot command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .options import add_run_options, config_from_args
+
+
+class StageBars:
+    """A tqdm bar per pipeline stage, driven by the pipeline's (stage, fraction) callback."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.stage: str | None = None
+        self.bar = None
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=100, desc=f"{stage:>18}", unit="%", file=sys.stderr, leave=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+        target = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        self.bar.update(max(0, target - self.bar.n))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.update(100 - self.bar.n)
+            self.bar.close()
+            self.bar = None
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    from ..export import export_all
+    from ..pipeline import SteerSeg
+    from ..video import load_clip, validate_expression
+
+    cfg = config_from_args(args)
+    expression = validate_expression(args.expression, cfg.limits)
+    clip = load_clip(args.video, cfg.limits, max_side=args.max_side)
+    bars = StageBars(enabled=not args.quiet)
+    try:
+        result = SteerSeg(cfg).run(clip, expression, progress=bars)
+    finally:
+        bars.close()
+    paths = export_all(result, clip, Path(args.out))
+    g = result.grounding
+    chosen = result.tracklets[result.chosen]
+    reasoning = "(CoT off)" if g.cot is None else (g.reasoning or "(no reasoning parsed)")
+    print(f"reasoning:  {reasoning}")
+    if g.cot is not None and g.cot.issues:
+        print(f"CoT parse notes: {'; '.join(g.cot.issues)}")
+    print(f"attributes: {', '.join(g.attributes) or '-'}")
+    print(f"query word: {g.query_word or '-'}   soft prompts: {g.soft_prompts_label}")
+    print(f"candidates: {len(result.tracklets)}; chosen #{result.chosen} (keyframe {chosen.source_keyframe}, "
+          f"s={chosen.s:.3f}, s_frm={chosen.s_frm:.3f}, s_vid={chosen.s_vid:.3f})")
+    for key, path in paths.items():
+        print(f"{key:>12}: {path}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="segment the object an expression refers to in a video",
+                       description="Segment VIDEO (a video file or a folder of JPEG/PNG frames) with EXPRESSION; "
+                                   "writes DIR/masks/*.png, DIR/overlay.mp4, DIR/result.json and more.")
+    p.add_argument("video", help="video file (mp4, webm, mov, avi, gif) or folder of frames")
+    p.add_argument("expression", help="the referring or reasoning expression")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--max-side", type=int, default=None, help="downscale frames to this longest side first")
+    add_run_options(p)
+    p.set_defaults(func=_cmd)
