@@ -76,7 +76,7 @@ def test_missing_backbone_is_a_clear_error(tmp_path):
 
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_adapter(str(tmp_path / "nope"))
-    with pytest.raises(ModelLoadError, match="Qwen/Qwen2.5-VL-7B-Instruct.*huggingface-cli download"):
+    with pytest.raises(ModelLoadError, match="Qwen/Qwen2.5-VL-7B-Instruct.*hf download"):
         load_adapter("Qwen/Qwen2.5-VL-7B-Instruct")
     empty = tmp_path / "empty"
     empty.mkdir()
