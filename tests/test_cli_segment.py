@@ -13,7 +13,8 @@ from PIL import Image
 
 from steerseg_core.export import validate_result_json
 
-from .conftest import DAVIS_FIXTURE_FRAMES as N, ROOT, davis_frames
+from .conftest import DAVIS_FIXTURE_FRAMES as N
+from .conftest import ROOT, davis_frames
 
 
 def _run(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

@@ -22,7 +22,6 @@ from steerseg_core.eval.runner import score_mask_folder
 
 from .conftest import REFYTVOS, davis_frames, davis_masks
 
-
 # --- fixture builders (official layouts) --------------------------------------------------------
 
 def real_masks(seq: str, n: int) -> tuple[list[str], np.ndarray]:

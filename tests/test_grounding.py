@@ -12,7 +12,8 @@ from steerseg_core.lvlm import load_adapter
 from steerseg_core.soft_prompts import SoftPrompts
 from steerseg_core.video import load_clip
 
-from .conftest import DAVIS_FIXTURE_FRAMES as N, davis_frames
+from .conftest import DAVIS_FIXTURE_FRAMES as N
+from .conftest import davis_frames
 
 
 @pytest.fixture(scope="module")
