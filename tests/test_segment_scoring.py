@@ -1,4 +1,4 @@
-"""Tracklet scoring (DESIGN.md §8): Pearson against S_frm / S_vid, α mixing, constant maps, and
+"""Tracklet scoring (docs/method.md §8): Pearson against S_frm / S_vid, α mixing, constant maps, and
 selection of the true object among distractors built from real DAVIS ground truth."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Statistics of a study: per-annotator accuracy with a Wilson interval, agreement (Cohen's kappa
 for a pair, Fleiss' kappa for all), and the paper's cross-table of reasoning correctness against
-segmentation accuracy (DESIGN.md §11: 115/132 correct; 55.7 % of those segmented accurately, 2 of
+segmentation accuracy (docs/method.md §10: 115/132 correct; 55.7 % of those segmented accurately, 2 of
 the 17 incorrect ones).
 
 The formulas are pure functions over plain lists so the tests can check them against textbook

@@ -1,4 +1,4 @@
-"""Segmentation stage: keyframe points → SAM2 masks → NMS → tracklets → scores (DESIGN.md §7–8)."""
+"""Segmentation stage: keyframe points → SAM2 masks → NMS → tracklets → scores (docs/method.md §7–8)."""
 
 from .nms import mask_iou_matrix, mask_nms
 from .points import argmax_cell, keyframe_points
