@@ -1,0 +1,8 @@
+"""Allows `python -m steerseg_core`."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

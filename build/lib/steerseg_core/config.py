@@ -1,0 +1,161 @@
+"""One configuration tree for a SteerSeg run; the defaults are the paper's (Table 5).
+
+Every entry point (library, CLI, app, training, evaluation) builds a ``SteerSegConfig`` and passes
+it down, so a result records exactly what produced it (``to_dict``) and limits are enforced in the
+core rather than only in the UI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_BACKBONE = "Qwen/Qwen2.5-VL-7B-Instruct"
+DEFAULT_SAM2 = "large"
+
+
+@dataclass
+class LimitsConfig:
+    """Input limits, enforced by the core (video reader, prompts, app, CLI alike).
+
+    Each can be set from the environment as ``STEERSEG_`` + the field name in capitals, e.g.
+    ``STEERSEG_MAX_SECONDS=120`` (see ``from_env``); the app shows them and the CLI obeys them.
+    """
+
+    max_upload_mb: float = 500.0
+    max_seconds: float = 600.0
+    max_frames: int = 3000
+    max_pixels: int = 3840 * 2160
+    max_expression_chars: int = 1000
+    # Segmentations running at once (the app's GPU queue); more wait in line ...
+    max_concurrent_jobs: int = 1
+    # ... and at most this many may wait: beyond it a request is refused with a "busy" message.
+    max_waiting_jobs: int = 16
+    max_gif_bytes: int = 8 * 1024 * 1024
+    max_gif_frames: int = 2000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LimitsConfig:
+        """Defaults, overridden by ``STEERSEG_MAX_UPLOAD_MB``, ``STEERSEG_MAX_SECONDS``,
+        ``STEERSEG_MAX_FRAMES``, ``STEERSEG_MAX_PIXELS``, ``STEERSEG_MAX_EXPRESSION_CHARS``,
+        ``STEERSEG_MAX_CONCURRENT_JOBS``, ``STEERSEG_MAX_WAITING_JOBS``, ``STEERSEG_MAX_GIF_BYTES``
+        and ``STEERSEG_MAX_GIF_FRAMES`` where set. A value that is not a positive number is an
+        ``InputError`` naming the variable."""
+        from .errors import InputError
+
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f"STEERSEG_{f.name.upper()}"
+            text = (env.get(name) or "").strip()
+            if not text:
+                continue
+            kind = float if f.type in ("float", float) else int
+            try:
+                value = kind(text)
+            except ValueError:
+                raise InputError(f"{name} must be a {'number' if kind is float else 'whole number'}, "
+                                 f"got {text!r}") from None
+            if not (value > 0 and math.isfinite(value)):
+                raise InputError(f"{name} must be greater than 0, got {text!r}")
+            values[f.name] = value
+        return cls(**values)
+
+
+@dataclass
+class GroundingConfig:
+    """CoT + soft-prompt-steered query + attention rollout (paper §3; docs/method.md §1–6)."""
+
+    backbone: str = DEFAULT_BACKBONE
+    t_frame: int = 16
+    t_video: int = 8
+    # Inclusive rollout layer range; None = the paper's 14..27 scaled to the model's depth.
+    layers: tuple[int, int] | None = None
+    use_cot: bool = True
+    use_soft_prompts: bool = True
+    soft_prompts: str | None = None
+    n_prompts: int = 64
+    # Token budget per keyframe (frame branch); the video branch runs at half the side length.
+    frame_max_tokens: int = 1024
+    cot_max_new_tokens: int = 128
+    query_max_new_tokens: int = 6
+    frame_batch_size: int = 4
+    # Query rows per attention chunk in the rollout capture; 0 = automatic (256 on the torch path,
+    # 1024 with the fused CUDA kernels). Changes speed and transient memory, not results.
+    rollout_chunk: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass
+class SegmentConfig:
+    """Points → SAM2 tracklets → scoring (paper §3.3; docs/method.md §7–8)."""
+
+    sam2: str = DEFAULT_SAM2
+    alpha: float = 0.3
+    nms_iou: float = 0.7
+    logit_clip: float = 20.0
+    device: str = "auto"
+
+
+@dataclass
+class SteerSegConfig:
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SteerSegConfig:
+        def build(klass: type, values: dict[str, Any] | None) -> Any:
+            values = dict(values or {})
+            names = {f.name for f in dataclasses.fields(klass)}
+            unknown = set(values) - names
+            if unknown:
+                raise ValueError(f"unknown {klass.__name__} option(s): {', '.join(sorted(unknown))}")
+            if "layers" in values and values["layers"] is not None:
+                values["layers"] = tuple(values["layers"])
+            return klass(**values)
+
+        return cls(
+            grounding=build(GroundingConfig, data.get("grounding")),
+            segment=build(SegmentConfig, data.get("segment")),
+            limits=build(LimitsConfig, data.get("limits")),
+        )
+
+    @classmethod
+    def from_env(cls) -> SteerSegConfig:
+        """Defaults, with the model choices taken from STEERSEG_BACKBONE / STEERSEG_SAM2 /
+        STEERSEG_SOFT_PROMPTS and the limits from STEERSEG_MAX_* (``LimitsConfig.from_env``)
+        where set."""
+        cfg = cls(limits=LimitsConfig.from_env())
+        cfg.grounding.backbone = os.environ.get("STEERSEG_BACKBONE", cfg.grounding.backbone)
+        cfg.segment.sam2 = os.environ.get("STEERSEG_SAM2", cfg.segment.sam2)
+        sp = os.environ.get("STEERSEG_SOFT_PROMPTS")
+        if sp:
+            cfg.grounding.soft_prompts = sp
+        return cfg
+
+
+def default_layer_range(num_layers: int) -> tuple[int, int]:
+    """The paper's rollout range 14..27 of 28 layers, at the same relative depth for any model."""
+    if num_layers <= 0:
+        raise ValueError("model has no layers")
+    start = round(num_layers * 14 / 28)
+    return min(start, num_layers - 1), num_layers - 1
+
+
+def resolve_layers(layers: tuple[int, int] | None, num_layers: int) -> tuple[int, int]:
+    """Validate a configured (first, last) inclusive layer range against the model depth."""
+    if layers is None:
+        return default_layer_range(num_layers)
+    lo, hi = int(layers[0]), int(layers[1])
+    if not (0 <= lo <= hi < num_layers):
+        raise ValueError(f"rollout layers {lo}..{hi} are outside the model's 0..{num_layers - 1}")
+    return lo, hi

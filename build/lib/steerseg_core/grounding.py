@@ -1,0 +1,197 @@
+"""Grounding: (clip, expression) → CoT attributes → steered query → S_frm and S_vid.
+
+The paper's pipeline up to the attention maps (docs/method.md §1–6): a CoT step without soft prompts,
+then the query step with soft prompts, once per keyframe (frame modality) and once over the video
+(video modality); the first response token's rollout row over the visual tokens is the map.
+``branch_rollout`` is the differentiable core that training reuses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import prompts, rollout
+from .config import GroundingConfig, resolve_layers
+from .errors import InputError
+from .lvlm import HFAdapter, PreparedInputs, load_adapter
+from .soft_prompts import SoftPrompts
+from .types import Clip, CoTResult, GroundingResult, TokenGeometry
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class BranchOutput:
+    """Rollout of one branch: raw maps (B, t, h, w) over the visual grid, differentiable when
+    computed with grad; the response tokens and words; per-layer visual attention mass."""
+
+    maps: torch.Tensor
+    tokens: torch.Tensor
+    words: list[str]
+    geometry: TokenGeometry
+    visual_mass: list[float]
+
+
+def _sample(num_frames: int, k: int) -> np.ndarray:
+    from .video import sample_indices
+
+    return sample_indices(num_frames, k)
+
+
+class Grounder:
+    def __init__(self, adapter: HFAdapter, config: GroundingConfig,
+                 soft_prompts: SoftPrompts | None = None) -> None:
+        self.adapter = adapter
+        self.config = config
+        self.layers = resolve_layers(config.layers, adapter.num_layers)
+        if soft_prompts is not None:
+            soft_prompts.check_compatible(adapter.fingerprint)
+        self.soft_prompts = soft_prompts
+
+    @classmethod
+    def from_config(cls, config: GroundingConfig) -> Grounder:
+        adapter = load_adapter(config.backbone, config.device, config.dtype)
+        soft = None
+        if config.soft_prompts:
+            soft = SoftPrompts.load(config.soft_prompts, adapter.fingerprint)
+        elif config.use_soft_prompts:
+            soft = SoftPrompts.from_seed(adapter, config.n_prompts)
+        return cls(adapter, config, soft)
+
+    @property
+    def soft_prompts_label(self) -> str:
+        if self.soft_prompts is None:
+            return "none"
+        if not self.soft_prompts.meta.get("trained", True):
+            return "seed-initialised (untrained)"
+        return str(self.soft_prompts.meta.get("name") or self.config.soft_prompts or "loaded")
+
+    # -- steps -------------------------------------------------------------------------------
+    def cot(self, clip: Clip, expression: str) -> CoTResult:
+        """The CoT step over the T_v video frames, without soft prompts."""
+        idx = _sample(clip.num_frames, self.config.t_video)
+        prepared = self.adapter.build_video(clip.frames[idx], prompts.cot_prompt(expression),
+                                            self.config.frame_max_tokens, self._fps(clip, len(idx)))
+        _, texts = self.adapter.generate(prepared, self.config.cot_max_new_tokens)
+        return prompts.parse_cot(texts[0])
+
+    def branch_rollout(self, prepared: PreparedInputs, soft: torch.Tensor | None,
+                       tokens: torch.Tensor | None = None) -> BranchOutput:
+        """Query token (generated unless given) → forward over prompt + q → rollout row → maps."""
+        n_soft = soft.shape[0] if soft is not None else 0
+        prepared = self.adapter.splice_placeholders(prepared, n_soft)
+        words: list[str] = []
+        if tokens is None:
+            new, words = self.adapter.generate(prepared, self.config.query_max_new_tokens, soft)
+            tokens = new[:, :1]
+        full = prepared.with_appended_tokens(tokens)
+        lo, hi = self.layers
+        with rollout.capturing(self.adapter.attention_modules(lo, hi), self.config.rollout_chunk) as cap:
+            self.adapter.forward(full, soft)
+        result = rollout.rollout_row(cap.ordered())
+        pos = prepared.visual_positions
+        t, h, w = prepared.visual_grid
+        maps = result.row[:, pos].reshape(-1, t, h, w)
+        mass = [float(r[:, pos].sum(dim=-1).mean()) for r in result.layer_rows]
+        return BranchOutput(maps, tokens, [prompts.clean_query_word(x) for x in words],
+                            prepared.geometry, mass)
+
+    def frame_maps(self, frames: np.ndarray, query_text: str, soft: torch.Tensor | None,
+                   progress: Progress | None = None) -> tuple[torch.Tensor, list[str], TokenGeometry, list[float]]:
+        """S_frm before normalisation: (T_f, h, w); keyframes in batches of frame_batch_size."""
+        maps, words, masses = [], [], []
+        geometry = None
+        bs = max(1, self.config.frame_batch_size)
+        for start in range(0, len(frames), bs):
+            prepared = self.adapter.build_frames(frames[start:start + bs], query_text,
+                                                 self.config.frame_max_tokens)
+            with torch.no_grad():
+                out = self.branch_rollout(prepared, soft)
+            maps.append(out.maps[:, 0].float().cpu())
+            words += out.words
+            masses.append(out.visual_mass)
+            geometry = out.geometry
+            if progress:
+                progress("frame rollout", min(1.0, (start + bs) / len(frames)))
+        mass = np.mean(np.array(masses), axis=0).tolist()
+        return torch.cat(maps), words, geometry, mass
+
+    def video_maps(self, frames: np.ndarray, query_text: str, soft: torch.Tensor | None,
+                   fps: float) -> tuple[torch.Tensor, str, TokenGeometry, list[float]]:
+        """S_vid before normalisation: (T_v, h, w), temporal slots repeated back to T_v."""
+        prepared = self.adapter.build_video(frames, query_text, self.config.frame_max_tokens, fps)
+        with torch.no_grad():
+            out = self.branch_rollout(prepared, soft)
+        slots = out.maps[0].float().cpu()
+        per_slot = getattr(self.adapter, "frames_per_temporal_slot", 1)
+        maps = slots.repeat_interleave(per_slot, dim=0)[: len(frames)]
+        if maps.shape[0] != len(frames):
+            raise RuntimeError(f"video branch gave {maps.shape[0]} maps for {len(frames)} frames")
+        return maps, (out.words[0] if out.words else ""), out.geometry, out.visual_mass
+
+    def _fps(self, clip: Clip, k: int) -> float:
+        """Effective frame rate of k frames sampled uniformly from the clip."""
+        duration = clip.num_frames / max(clip.fps, 1e-6)
+        return k / max(duration, 1e-6)
+
+    # -- the whole grounding -----------------------------------------------------------------
+    def ground(self, clip: Clip, expression: str, progress: Progress | None = None, *,
+               use_cot: bool | None = None, use_soft_prompts: bool | None = None) -> GroundingResult:
+        from .video import validate_expression
+
+        expression = validate_expression(expression)
+        use_cot = self.config.use_cot if use_cot is None else use_cot
+        use_soft = self.config.use_soft_prompts if use_soft_prompts is None else use_soft_prompts
+        if use_soft and self.soft_prompts is None:
+            raise InputError("soft prompts were requested but none are loaded for this backbone")
+        timings: dict[str, float] = {}
+        keyframes = _sample(clip.num_frames, self.config.t_frame)
+        video_frames = _sample(clip.num_frames, self.config.t_video)
+
+        cot = None
+        t0 = time.perf_counter()
+        if use_cot:
+            if progress:
+                progress("CoT", 0.0)
+            cot = self.cot(clip, expression)
+        timings["cot"] = time.perf_counter() - t0
+        query_text = prompts.query_prompt(expression, cot.attributes_text if cot else None)
+
+        soft_f = self.soft_prompts.frame if use_soft else None
+        soft_v = self.soft_prompts.video if use_soft else None
+        t0 = time.perf_counter()
+        if progress:
+            progress("frame rollout", 0.0)
+        s_frm, words, fgeo, fmass = self.frame_maps(clip.frames[keyframes], query_text, soft_f, progress)
+        timings["frame_rollout"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if progress:
+            progress("video rollout", 0.0)
+        s_vid, vword, vgeo, vmass = self.video_maps(clip.frames[video_frames], query_text, soft_v,
+                                                    self._fps(clip, len(video_frames)))
+        timings["video_rollout"] = time.perf_counter() - t0
+
+        return GroundingResult(
+            expression=expression, cot=cot,
+            query_word=vword or (max(set(words), key=words.count) if words else ""),
+            query_words_frames=tuple(words), keyframes=keyframes, video_frames=video_frames,
+            s_frm=rollout.normalise_maps(s_frm, 2).numpy().astype(np.float32),
+            s_vid=rollout.normalise_maps(s_vid.unsqueeze(0), 3)[0].numpy().astype(np.float32),
+            frame_geometry=fgeo, video_geometry=vgeo, use_cot=use_cot, use_soft_prompts=use_soft,
+            backbone=self.adapter.name, layers=self.layers,
+            layer_summaries={"layers": list(range(self.layers[0], self.layers[1] + 1)),
+                             "frame_visual_mass": fmass, "video_visual_mass": vmass},
+            soft_prompts_label=self.soft_prompts_label if use_soft else "none",
+            timings=timings,
+        )
+
+
+def ground(clip: Clip, expression: str, config: GroundingConfig | None = None) -> GroundingResult:
+    """One-call convenience: load the configured backbone and ground one expression."""
+    return Grounder.from_config(config or GroundingConfig()).ground(clip, expression)
+

@@ -1,0 +1,240 @@
+"""SteerSeg end to end: grounding + segmentation → SegmentationResult, as one call or in stages.
+
+The stages are separate so the app can re-pick a candidate, change α or add a correcting click
+without recomputing the LVLM part: ``ground`` → ``segment`` (candidates + scores) → ``choose`` /
+``rescore`` / ``refine`` on the result. Loaded models are cached (a bounded, least-recently-used
+cache) and shared by every pipeline in the process (the app builds one per request).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .config import GroundingConfig, SteerSegConfig
+from .errors import InputError, OutOfMemoryError
+from .types import Clip, GroundingResult, SegmentationResult, Tracklet
+
+Progress = Callable[[str, float], None]
+
+# Loaded models, least recently used first. At most MAX_CACHED_MODELS backbones and as many SAM2
+# models stay loaded (the app builds a pipeline per request and users may pick other models: an
+# unbounded cache would keep a copy of every model ever asked for). Soft prompts are tiny and are
+# cached per backbone.
+_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_CACHE_LOCK = threading.RLock()
+MAX_CACHED_MODELS = max(1, int(os.environ.get("STEERSEG_MAX_CACHED_MODELS", "1")))
+MAX_CACHED_SOFT_PROMPTS = 8
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _cached(key: tuple, build: Callable[[], Any], limit: int) -> Any:
+    """The cached value for ``key`` (kind = ``key[0]``), else ``build()`` it, first evicting the
+    least recently used entries of that kind so that at most ``limit`` remain."""
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        same_kind = [k for k in _CACHE if k[0] == key[0]]
+        evicted = same_kind[: max(0, len(same_kind) - limit + 1)]
+        for old in evicted:
+            del _CACHE[old]
+            if old[0] == "lvlm":  # its soft prompts go with it
+                for k in [k for k in _CACHE if k[0] == "soft" and k[1] == old]:
+                    del _CACHE[k]
+        if evicted and key[0] != "soft":
+            _free_memory()  # before loading the next model, not after
+        value = build()
+        _CACHE[key] = value
+        return value
+
+
+def cached_models() -> list[tuple]:
+    """Keys of the models loaded now, least recently used first (for tests and diagnostics)."""
+    with _CACHE_LOCK:
+        return list(_CACHE)
+
+
+def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) -> Any:
+    from .soft_prompts import SoftPrompts
+
+    if cfg.soft_prompts:
+        try:  # a checkpoint rewritten under the same name is loaded again
+            stamp = os.stat(cfg.soft_prompts).st_mtime_ns
+        except OSError:
+            stamp = 0
+        key = ("soft", adapter_key, "file", cfg.soft_prompts, stamp)
+        return _cached(key, lambda: SoftPrompts.load(cfg.soft_prompts, adapter.fingerprint), MAX_CACHED_SOFT_PROMPTS)
+    if cfg.use_soft_prompts:
+        key = ("soft", adapter_key, "seed", cfg.n_prompts)
+        return _cached(key, lambda: SoftPrompts.from_seed(adapter, cfg.n_prompts), MAX_CACHED_SOFT_PROMPTS)
+    return None
+
+
+def cached_grounder(cfg: GroundingConfig):
+    """A Grounder for this configuration: the backbone is loaded once per process (and evicted
+    when another one is needed), the soft prompts once per backbone; the per-call options
+    (T_f, T_v, layers, CoT/soft prompts on or off) come from ``cfg``."""
+    from .grounding import Grounder
+    from .lvlm import load_adapter
+
+    adapter_key = ("lvlm", cfg.backbone, cfg.device, cfg.dtype)
+    adapter = _cached(adapter_key, lambda: load_adapter(cfg.backbone, cfg.device, cfg.dtype), MAX_CACHED_MODELS)
+    return Grounder(adapter, cfg, _soft_prompts_for(cfg, adapter, adapter_key))
+
+
+def cached_sam2(spec: str, device: str = "auto"):
+    from .segment import build_sam2
+
+    return _cached(("sam2", spec, device), lambda: build_sam2(spec, device), MAX_CACHED_MODELS)
+
+
+def clear_model_cache() -> None:
+    """Drop every cached model and free device memory (after an out-of-memory error)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+    _free_memory()
+
+
+def _oom_guard(fn: Callable[[], Any], what: str) -> Any:
+    import torch
+
+    try:
+        return fn()
+    except torch.OutOfMemoryError as err:
+        clear_model_cache()
+        raise OutOfMemoryError(f"out of memory during {what}: try fewer keyframes (T_f), a smaller "
+                               "frame token budget, a shorter clip or a smaller SAM2 model") from err
+
+
+class _StageClock:
+    """Passes progress through and notes when each reported sub-stage started, for timings."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.starts: list[tuple[str, float]] = []
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if not self.starts or self.starts[-1][0] != stage:
+            self.starts.append((stage, time.perf_counter()))
+        if self.progress:
+            self.progress(stage, fraction)
+
+    def durations(self, end: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i, (stage, start) in enumerate(self.starts):
+            stop = self.starts[i + 1][1] if i + 1 < len(self.starts) else end
+            key = stage.lower().replace("sam2: ", "sam2_").replace(" ", "_")
+            out[key] = out.get(key, 0.0) + stop - start
+        return out
+
+
+class SteerSeg:
+    """The whole method. ``SteerSeg(config).run(clip, expression)`` is all most users need."""
+
+    def __init__(self, config: SteerSegConfig | None = None) -> None:
+        self.config = config or SteerSegConfig()
+
+    # -- stages ------------------------------------------------------------------------------
+    def ground(self, clip: Clip, expression: str, progress: Progress | None = None) -> GroundingResult:
+        g = _oom_guard(lambda: cached_grounder(self.config.grounding), "model loading")
+        return _oom_guard(lambda: g.ground(clip, expression, progress), "grounding")
+
+    def segment(self, clip: Clip, grounding: GroundingResult,
+                progress: Progress | None = None) -> tuple[list[Tracklet], dict[str, float]]:
+        """Candidate tracklets from the keyframe points, each scored; plus stage timings."""
+        from .segment import generate_candidates, score_tracklets
+
+        seg = self.config.segment
+        t_load = time.perf_counter()
+        backend = _oom_guard(lambda: cached_sam2(seg.sam2, seg.device), "SAM2 loading")
+        t0 = time.perf_counter()
+        stages = _StageClock(progress)
+        tracklets = _oom_guard(lambda: generate_candidates(backend, clip, grounding, seg, stages),
+                               "SAM2 propagation")
+        t1 = time.perf_counter()
+        if progress:
+            progress("scoring", 0.0)
+        scored = score_tracklets(tracklets, grounding, seg.alpha)
+        t2 = time.perf_counter()
+        return scored, {"sam2_load": t0 - t_load, **stages.durations(t1),
+                        "sam2_candidates_and_propagation": t1 - t0, "scoring": t2 - t1}
+
+    def assemble(self, clip: Clip, grounding: GroundingResult, tracklets: list[Tracklet],
+                 timings: dict[str, float]) -> SegmentationResult:
+        from .segment import select_best
+
+        if not tracklets:
+            raise InputError("no candidate tracklets were produced")
+        all_timings = {**{f"grounding_{k}": v for k, v in grounding.timings.items()}, **timings}
+        return SegmentationResult(clip_source=clip.source, expression=grounding.expression,
+                                  grounding=grounding, tracklets=tuple(tracklets),
+                                  chosen=select_best(tracklets), config=self.config.to_dict(),
+                                  timings=all_timings)
+
+    def run(self, clip: Clip, expression: str, progress: Progress | None = None) -> SegmentationResult:
+        t0 = time.perf_counter()
+        grounding = self.ground(clip, expression, progress)
+        tracklets, timings = self.segment(clip, grounding, progress)
+        result = self.assemble(clip, grounding, tracklets, timings)
+        result.timings["total"] = time.perf_counter() - t0
+        return result
+
+    # -- cheap re-decisions on a finished result ------------------------------------------------
+    @staticmethod
+    def choose(result: SegmentationResult, index: int) -> SegmentationResult:
+        if not 0 <= index < len(result.tracklets):
+            raise InputError(f"candidate {index} does not exist (there are {len(result.tracklets)})")
+        return dataclasses.replace(result, chosen=index)
+
+    def rescore(self, result: SegmentationResult, alpha: float) -> SegmentationResult:
+        """Change α and re-pick the best candidate; no model runs."""
+        from .segment import score_tracklets, select_best
+
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError("alpha must be between 0 and 1")
+        tracklets = score_tracklets(list(result.tracklets), result.grounding, alpha)
+        cfg = dict(result.config)
+        cfg["segment"] = {**cfg.get("segment", {}), "alpha": alpha}
+        return dataclasses.replace(result, tracklets=tuple(tracklets), chosen=select_best(tracklets),
+                                   config=cfg)
+
+    def refine(self, result: SegmentationResult, clip: Clip,
+               clicks: list[tuple[int, float, float, int]]) -> SegmentationResult:
+        """Add positive (1) / negative (0) clicks to the chosen tracklet and re-propagate it.
+        The refined tracklet replaces the chosen one (its scores are recomputed)."""
+        from .segment import refine_tracklet, score_tracklets
+
+        for f, x, y, label in clicks:
+            if not (0 <= f < clip.num_frames and 0 <= x < clip.width and 0 <= y < clip.height):
+                raise InputError(f"click ({x:.0f}, {y:.0f}) on frame {f} is outside the clip")
+            if label not in (0, 1):
+                raise InputError("click label must be 1 (positive) or 0 (negative)")
+        seg = self.config.segment
+        backend = cached_sam2(seg.sam2, seg.device)
+        chosen = result.tracklets[result.chosen]
+        refined = _oom_guard(lambda: refine_tracklet(backend, clip, chosen, clicks), "refinement")
+        alpha = float(result.config.get("segment", {}).get("alpha", seg.alpha))
+        refined = score_tracklets([refined], result.grounding, alpha)[0]
+        tracklets = list(result.tracklets)
+        tracklets[result.chosen] = refined
+        return dataclasses.replace(result, tracklets=tuple(tracklets))
+
+
+def mask_areas(masks: np.ndarray) -> list[int]:
+    return [int(m.sum()) for m in masks]

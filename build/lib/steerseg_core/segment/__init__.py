@@ -1,0 +1,26 @@
+"""Segmentation stage: keyframe points → SAM2 masks → NMS → tracklets → scores (docs/method.md §7–8)."""
+
+from .nms import mask_iou_matrix, mask_nms
+from .points import argmax_cell, keyframe_points
+from .sam2_backend import Sam2Backend, build_sam2, make_tiny_sam2
+from .scoring import pearson, score_tracklet, score_tracklets, select_best, to_token_grid
+from .tracklets import LOGIT_SIDE, generate_candidates, logit_grid, refine_tracklet
+
+__all__ = [
+    "LOGIT_SIDE",
+    "Sam2Backend",
+    "argmax_cell",
+    "build_sam2",
+    "generate_candidates",
+    "keyframe_points",
+    "logit_grid",
+    "make_tiny_sam2",
+    "mask_iou_matrix",
+    "mask_nms",
+    "pearson",
+    "refine_tracklet",
+    "score_tracklet",
+    "score_tracklets",
+    "select_best",
+    "to_token_grid",
+]

@@ -1,0 +1,102 @@
+"""The configuration of a training run (defaults = the paper's recipe) and its LR schedule.
+
+Kept free of torch so the CLI can build its parser cheaply; ``trainer.py`` does the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .. import prompts
+from ..config import DEFAULT_BACKBONE
+from ..errors import InputError
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored as ``config.json`` in the run folder (resume reads it)."""
+
+    data: str = ""
+    backbone: str = DEFAULT_BACKBONE
+    out: str = "runs/train"
+    steps: int = 6500
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.0
+    batch_size: int = 4  # effective batch: samples per optimizer step over all processes
+    max_grad_norm: float | None = 1.0
+    n_prompts: int = 64
+    seed_frame: str = prompts.SEED_PROMPT_FRAME
+    seed_video: str = prompts.SEED_PROMPT_VIDEO
+    init_from: str | None = None  # start from an existing soft-prompt checkpoint
+    input_frames: int = 16
+    t_frame: int = 16
+    t_video: int = 8
+    frame_max_tokens: int = 1024
+    frame_batch_size: int = 4
+    max_side: int | None = 1280  # frames larger than this are downscaled when loaded
+    layers: tuple[int, int] | None = None
+    branches: tuple[str, ...] = ("frame", "video")
+    use_cot: bool = False
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    eval_every: int = 250
+    val_data: str | None = None
+    val_samples: int = 8
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    gradient_checkpointing: bool = True
+    autocast: bool = True
+    export_dir: str | None = None
+    name: str | None = None
+    lock_file: str | None = None
+    run_id: str | None = None
+    max_bad_in_a_row: int = 200
+    log_every: int = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if values.get("layers") is not None:
+            values["layers"] = tuple(values["layers"])
+        if "branches" in values:
+            values["branches"] = tuple(values["branches"])
+        return cls(**values)
+
+    def validate(self) -> None:
+        if self.steps < 1:
+            raise InputError("--steps must be at least 1")
+        if not self.lr > 0:
+            raise InputError("--lr must be positive")
+        if self.batch_size < 1 or self.n_prompts < 1 or self.input_frames < 1:
+            raise InputError("batch size, N_p and input frames must be at least 1")
+        if self.t_frame < 1 or self.t_video < 1:
+            raise InputError("T_f and T_v must be at least 1")
+        bad = set(self.branches) - {"frame", "video"}
+        if bad or not self.branches:
+            raise InputError(f"branches must be 'frame' and/or 'video', got {self.branches}")
+        if not self.seed_frame.strip() or not self.seed_video.strip():
+            raise InputError("seed prompts must not be empty")
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
+    """Linear warmup to 1 over ``warmup`` steps, then cosine decay to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    progress = min(max(progress, 0.0), 1.0)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+

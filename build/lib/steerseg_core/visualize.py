@@ -1,0 +1,122 @@
+"""Pictures that explain a result: attention heatmaps, candidate thumbnails, score tables.
+
+The app shows these and the CLI/notebooks can save them; they are pure functions of a clip and a
+result (RGB uint8 arrays out), so the UI layer only places them on the page.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .types import Clip, GroundingResult, SegmentationResult, TokenGeometry
+
+POSITIVE = (40, 220, 90)
+NEGATIVE = (235, 50, 50)
+MASK_COLOR = (255, 64, 64)
+
+
+def _colormap(values: np.ndarray, name: str = "jet") -> np.ndarray:
+    from matplotlib import colormaps
+
+    return (colormaps[name](np.clip(values, 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
+def _thumb(frame: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    if s >= 1.0:
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR))
+
+
+def argmax_point(heat: np.ndarray, geometry: TokenGeometry) -> tuple[float, float]:
+    """(x, y) in original-frame pixels of the hottest token cell."""
+    row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    return geometry.cell_to_pixel(float(row), float(col))
+
+
+def draw_point(img: np.ndarray, xy: tuple[float, float], color=POSITIVE, scale: float = 1.0) -> np.ndarray:
+    out = Image.fromarray(img)
+    d = ImageDraw.Draw(out)
+    r = max(4, round(min(img.shape[:2]) * 0.025))
+    x, y = xy[0] * scale, xy[1] * scale
+    d.ellipse([x - r, y - r, x + r, y + r], fill=color, outline=(255, 255, 255), width=max(1, r // 3))
+    return np.asarray(out)
+
+
+def heatmap_overlay(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """The frame with a [0, 1] token-grid map upsampled (bilinear) and blended on top."""
+    h, w = frame.shape[:2]
+    up = np.asarray(Image.fromarray((np.clip(heat, 0, 1) * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR))
+    colored = _colormap(up.astype(np.float32) / 255.0, cmap)
+    return (frame.astype(np.float32) * (1 - alpha) + colored.astype(np.float32) * alpha).astype(np.uint8)
+
+
+def mask_overlay(frame: np.ndarray, mask: np.ndarray, color=MASK_COLOR, alpha: float = 0.5) -> np.ndarray:
+    out = frame.astype(np.float32).copy()
+    m = mask.astype(bool)
+    out[m] = out[m] * (1 - alpha) + np.array(color, dtype=np.float32) * alpha
+    return out.astype(np.uint8)
+
+
+def keyframe_heatmaps(clip: Clip, g: GroundingResult, max_side: int = 480) -> list[tuple[np.ndarray, str]]:
+    """Per keyframe: attention overlay with the argmax point marked, and a caption."""
+    items = []
+    for i, f in enumerate(g.keyframes):
+        frame = _thumb(clip.frames[int(f)], max_side)
+        scale = frame.shape[1] / clip.width
+        img = draw_point(heatmap_overlay(frame, g.s_frm[i]), argmax_point(g.s_frm[i], g.frame_geometry), scale=scale)
+        word = g.query_words_frames[i] if i < len(g.query_words_frames) else ""
+        items.append((img, f"keyframe {i + 1}/{len(g.keyframes)} · frame {int(f)}" + (f" · '{word}'" if word else "")))
+    return items
+
+
+def video_heatmap_strip(clip: Clip, g: GroundingResult, tile_height: int = 160) -> np.ndarray:
+    """The video-branch maps over their frames, side by side in one image."""
+    tiles = []
+    for i, f in enumerate(g.video_frames):
+        frame = clip.frames[int(f)]
+        s = tile_height / clip.height
+        small = np.asarray(Image.fromarray(frame).resize((max(1, round(clip.width * s)), tile_height), Image.BILINEAR))
+        tiles.append(heatmap_overlay(small, g.s_vid[i]))
+        tiles.append(np.full((tile_height, 4, 3), 255, np.uint8))
+    return np.concatenate(tiles[:-1], axis=1)
+
+
+def candidate_thumbnails(clip: Clip, result: SegmentationResult, max_side: int = 320) -> list[tuple[np.ndarray, str]]:
+    """Each candidate's mask at its source keyframe with its start point; the chosen one starred."""
+    items = []
+    for i, t in enumerate(result.tracklets):
+        f = int(t.source_keyframe)
+        frame = _thumb(clip.frames[f], max_side)
+        scale = frame.shape[1] / clip.width
+        mask = np.asarray(Image.fromarray(t.masks[f].astype(np.uint8) * 255).resize(frame.shape[1::-1], Image.NEAREST)) > 0
+        img = draw_point(mask_overlay(frame, mask), t.point_xy, scale=scale)
+        star = " ★ chosen" if i == result.chosen else ""
+        items.append((img, f"#{i} · frame {f} · s={t.s:.3f}{star}"))
+    return items
+
+
+def candidate_rows(result: SegmentationResult) -> list[list]:
+    """Table rows: candidate, keyframe, point, s_frm, s_vid, s, chosen."""
+    rows = []
+    for i, t in enumerate(result.tracklets):
+        rows.append([i, int(t.source_keyframe), f"({t.point_xy[0]:.0f}, {t.point_xy[1]:.0f})",
+                     round(float(t.s_frm), 4), round(float(t.s_vid), 4), round(float(t.s), 4),
+                     "★" if i == result.chosen else ""])
+    return rows
+
+
+CANDIDATE_HEADERS = ["candidate", "keyframe", "point (x, y)", "s_frm", "s_vid", "s", "chosen"]
+
+
+def frame_with_mask(clip: Clip, result: SegmentationResult, frame_index: int,
+                    clicks: list[tuple[int, float, float, int]] = ()) -> np.ndarray:
+    """A frame at full size with the chosen mask and the clicks placed on it (for correcting)."""
+    f = int(np.clip(frame_index, 0, clip.num_frames - 1))
+    img = mask_overlay(clip.frames[f], result.masks[f])
+    for cf, x, y, label in clicks:
+        if cf == f:
+            img = draw_point(img, (x, y), POSITIVE if label == 1 else NEGATIVE)
+    return img
