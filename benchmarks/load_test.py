@@ -34,7 +34,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("STEERSEG_TEST_DATA", ROOT.parent / "shared" / "data"))
+# Real clips: the full data (all frames) from STEERSEG_DATA, a folder laid out like tests/data
+# (davis2016/JPEGImages/480p/<seq>/, davis2016/Annotations/480p/<seq>/); without it, the 16-frame
+# subset committed in tests/data (main() says so).
+DATA = Path(os.environ.get("STEERSEG_DATA") or ROOT / "tests" / "data")
+DATA_NOTE = ("note: STEERSEG_DATA is unset, so this uses the 16-frame clips committed in tests/data; "
+             "set STEERSEG_DATA to a folder with the full clips for real measurements")
 DAVIS = DATA / "davis2016" / "JPEGImages" / "480p"
 SEED_INIT = "seed-initialised (untrained)"
 
@@ -76,7 +81,7 @@ def make_clip(path: Path, frames: int = 12, side: int = 160) -> Path:
     return path
 
 
-def make_study(db: Path, work: Path, seqs: tuple[str, ...] = ("blackswan", "libby", "kite-surf", "camel")) -> int:
+def make_study(db: Path, work: Path, seqs: tuple[str, ...] = ("blackswan", "libby", "camel")) -> int:
     """A study of 2 items per real DAVIS clip, with attributes attached (ready to judge)."""
     from steerseg_core.annotation import create_study, store
 
@@ -391,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-waiting", type=int, default=2, help="STEERSEG_MAX_WAITING_JOBS for the app")
     p.add_argument("--work", help="work folder (default: a new temporary folder)")
     args = p.parse_args(argv)
+    if not os.environ.get("STEERSEG_DATA"):
+        print(DATA_NOTE, file=sys.stderr)
     import tempfile
 
     sys.path.insert(0, str(ROOT))

@@ -39,7 +39,13 @@ from steerseg_core.segment import build_sam2, generate_candidates  # noqa: E402
 from steerseg_core.testing.tiny_sam2 import make_tiny_sam2  # noqa: E402
 from steerseg_core.types import Clip, GroundingResult, TokenGeometry  # noqa: E402
 
-DAVIS = ROOT.parent / "shared" / "data" / "davis2016"
+# Real clips: the full data (all frames) from STEERSEG_DATA, a folder laid out like tests/data
+# (davis2016/JPEGImages/480p/<seq>/, davis2016/Annotations/480p/<seq>/); without it, the 16-frame
+# subset committed in tests/data (main() says so).
+DATA = Path(os.environ.get("STEERSEG_DATA") or ROOT / "tests" / "data")
+DATA_NOTE = ("note: STEERSEG_DATA is unset, so this uses the 16-frame clips committed in tests/data; "
+             "set STEERSEG_DATA to a folder with the full clips for real measurements")
+DAVIS = DATA / "davis2016"
 
 
 def load_clip(seq: str, frames: int) -> tuple[Clip, list[Path], np.ndarray]:
@@ -121,6 +127,8 @@ def main() -> int:
     p.add_argument("--image-size", type=int, default=512)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
+    if not os.environ.get("STEERSEG_DATA"):
+        print(DATA_NOTE, file=sys.stderr)
 
     clip, jpgs, gt = load_clip(args.seq, args.frames)
     keyframes = np.round(np.linspace(0, clip.num_frames - 1, args.candidates)).astype(np.int64)

@@ -70,7 +70,7 @@ class LimitsConfig:
 
 @dataclass
 class GroundingConfig:
-    """CoT + soft-prompt-steered query + attention rollout (paper §3, DESIGN.md 1–6)."""
+    """CoT + soft-prompt-steered query + attention rollout (paper §3; docs/method.md §1–6)."""
 
     backbone: str = DEFAULT_BACKBONE
     t_frame: int = 16
@@ -95,7 +95,7 @@ class GroundingConfig:
 
 @dataclass
 class SegmentConfig:
-    """Points → SAM2 tracklets → scoring (paper §3.3, DESIGN.md 7–8)."""
+    """Points → SAM2 tracklets → scoring (paper §3.3; docs/method.md §7–8)."""
 
     sam2: str = DEFAULT_SAM2
     alpha: float = 0.3

@@ -1,8 +1,15 @@
-"""Shared test fixtures: offline environment, the real clips in ../shared/data, tiny models."""
+"""Shared test fixtures: offline environment, the committed real-data subset in tests/data, tiny models.
+
+Everything a test reads lives inside the repository: ``tests/data`` holds short cuts of real DAVIS-2016
+clips with their masks, a few frames of the SAM 2 "bedroom" clip and the Ref-YouTube-VOS valid
+expression files (gzipped; unpacked once per session). Origin and terms: ``tests/data/SOURCES.md``.
+"""
 
 from __future__ import annotations
 
+import gzip
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,8 +30,24 @@ for _var, _sub in (("STEERSEG_CHECKPOINTS", "checkpoints"), ("STEERSEG_RUNS", "r
                    ("STEERSEG_DB", "annotations/steerseg.db"), ("STEERSEG_CACHE", "cache"),
                    ("STEERSEG_OUTPUTS", "outputs")):
     os.environ.setdefault(_var, str(_SCRATCH / _sub))
-DATA = Path(os.environ.get("STEERSEG_TEST_DATA", ROOT.parent / "shared" / "data"))
+DATA = Path(__file__).resolve().parent / "data"
 DAVIS = DATA / "davis2016"
+# Frames per committed DAVIS clip (blackswan, camel, libby; masks for all eight sequences).
+DAVIS_FIXTURE_FRAMES = 16
+
+
+def _unpack_refytvos() -> Path:
+    """The gzipped expression files of tests/data, unpacked (byte for byte) into the session scratch."""
+    out = _SCRATCH / "refytvos-expressions"
+    for packed in sorted((DATA / "refytvos-expressions").rglob("*.json.gz")):
+        dst = out / packed.relative_to(DATA / "refytvos-expressions").with_suffix("")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(packed, "rb") as src, dst.open("wb") as f:
+            shutil.copyfileobj(src, f)
+    return out
+
+
+REFYTVOS = _unpack_refytvos()
 
 
 def davis_frames(seq: str) -> Path:
@@ -37,8 +60,9 @@ def davis_masks(seq: str) -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.fail(f"real test data missing at {DATA} (see DESIGN.md)")
+    """tests/data: the committed real-data subset (part of the repository, never downloaded)."""
+    if not (DAVIS / "JPEGImages").is_dir():
+        pytest.fail(f"the committed test data is missing at {DATA}: restore tests/data from git")
     return DATA
 
 
@@ -63,6 +87,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    import shutil
-
     shutil.rmtree(_SCRATCH, ignore_errors=True)

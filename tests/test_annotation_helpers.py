@@ -1,5 +1,5 @@
 """Shared builders for the annotation tests (no tests here): a small ReasonVOS-format dataset made
-at test time from the real DAVIS clips in ../shared/data (symlinked, never copied), and a real,
+at test time from the real DAVIS clips in tests/data (symlinked, never copied), and a real,
 deterministic CoT function that derives attributes from a clip's colours."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from steerseg_core.types import Clip, CoTResult
 
 from .conftest import davis_frames
 
-# Short clips (≈ 50 frames each) keep GIFs and clip loading fast.
-SEQS = ("blackswan", "kite-surf", "libby")
+# The three committed DAVIS clips (16 frames each) keep GIFs and clip loading fast.
+SEQS = ("blackswan", "camel", "libby")
 EXPRESSIONS = {
     "blackswan": ("the bird a birdwatcher would photograph on this pond", "the dark animal gliding on the water"),
-    "kite-surf": ("the person being pulled across the waves", "who is holding the lines of the kite?"),
+    "camel": ("the animal that can cross a desert without drinking", "the humped animal walking by the fence"),
     "libby": ("the pet running through the garden", "the animal that would fetch a ball here"),
 }
 

@@ -13,7 +13,7 @@ from steerseg_core.annotation import create_study, sample_items, store
 from steerseg_core.annotation.sources import SourceItem, read_source
 from steerseg_core.errors import InputError
 
-from .conftest import davis_frames
+from .conftest import REFYTVOS, davis_frames
 from .test_annotation_helpers import EXPRESSIONS, SEQS, link_frames, make_reasonvos
 
 
@@ -94,7 +94,7 @@ def test_ytvos_style_dict_layout_and_object_level_layout(tmp_path, data_dir):
 
 def test_real_refytvos_expressions_without_frames_are_refused(tmp_path, data_dir):
     """The real Ref-YouTube-VOS valid file, but its frames are not here: refused, naming videos."""
-    meta = data_dir / "refytvos-expressions" / "valid" / "meta_expressions.json"
+    meta = REFYTVOS / "valid" / "meta_expressions.json"
     db = tmp_path / "a.db"
     (tmp_path / "frames").mkdir()
     with pytest.raises(InputError, match=r"refused, nothing was written: unknown video \w+.*and 50[0-9] more"):
@@ -112,16 +112,16 @@ def test_csv_and_json_lists(tmp_path, data_dir):
     csv_path = tmp_path / "clips" / "study.csv"
     csv_path.write_text("video,expression,obj_id,attributes,reasoning\n"
                         "frames/blackswan,the swan,1,,\n"
-                        "frames/kite-surf,the surfer,1,\"person, left, black suit\",a person is surfing\n"
+                        "frames/camel,the camel,1,\"animal, brown, humped\",a camel is walking\n"
                         "tiny.gif,the red square,,,\n")
     db = tmp_path / "a.db"
     study = create_study(db, csv_path, name="csv", n=3, seed=0)
     assert study.source_kind == "list-csv"
     by_video = {s.video_id: s for s in store.get_samples(db, study.id)}
-    assert set(by_video) == {"frames/blackswan", "frames/kite-surf", "tiny.gif"}
-    surfer = by_video["frames/kite-surf"]
-    assert surfer.attributes == ("person", "left", "black suit") and surfer.reasoning == "a person is surfing"
-    assert surfer.attributes_source == "imported:study.csv" and by_video["tiny.gif"].attributes is None
+    assert set(by_video) == {"frames/blackswan", "frames/camel", "tiny.gif"}
+    camel = by_video["frames/camel"]
+    assert camel.attributes == ("animal", "brown", "humped") and camel.reasoning == "a camel is walking"
+    assert camel.attributes_source == "imported:study.csv" and by_video["tiny.gif"].attributes is None
     assert by_video["tiny.gif"].clip_ref == str(gif.resolve())
 
     json_path = tmp_path / "clips" / "study.json"

@@ -13,6 +13,7 @@ from PIL import Image
 
 from steerseg_core.export import validate_result_json
 
+from .conftest import DAVIS_FIXTURE_FRAMES as N
 from .conftest import ROOT, davis_frames
 
 
@@ -33,13 +34,13 @@ def test_segment_cli_on_real_clip(tiny_models, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "chosen #" in r.stdout
     masks = sorted((out / "masks").glob("*.png"))
-    assert [p.stem for p in masks] == [f"{i:05d}" for i in range(50)]  # DAVIS frame names kept
+    assert [p.stem for p in masks] == [f"{i:05d}" for i in range(N)]  # DAVIS frame names kept
     first = Image.open(masks[0])
     assert first.mode == "P" and first.size == (160, 90)  # the size the clip was segmented at
     assert (out / "masks.zip").stat().st_size > 0
     with av.open(str(out / "overlay.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    assert len(frames) == 50 and frames[0].shape[:2] == (90, 160)
+    assert len(frames) == N and frames[0].shape[:2] == (90, 160)
     data = json.loads((out / "result.json").read_text())
     validate_result_json(data)
     assert data["expression"] == "the black swan on the water"
@@ -47,7 +48,7 @@ def test_segment_cli_on_real_clip(tiny_models, tmp_path):
     scores = [t["s"] for t in data["tracklets"]]
     assert data["tracklets"][data["chosen"]]["s"] == max(s for s in scores if s is not None)
     rle = json.loads((out / "masks_coco_rle.json").read_text())
-    assert len(rle) == 50 or len(rle.get("frames", rle)) == 50
+    assert len(rle) == N or len(rle.get("frames", rle)) == N
     labels = np.unique(np.concatenate([np.unique(np.array(Image.open(p))) for p in masks]))
     assert set(labels.tolist()) <= {0, 1}
 

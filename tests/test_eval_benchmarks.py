@@ -20,10 +20,7 @@ from steerseg_core.eval.masks_io import davis_palette, write_binary_masks
 from steerseg_core.eval.rle import rle_encode
 from steerseg_core.eval.runner import score_mask_folder
 
-from .conftest import DATA, davis_frames, davis_masks
-
-REFYTVOS = DATA / "refytvos-expressions"
-
+from .conftest import REFYTVOS, davis_frames, davis_masks
 
 # --- fixture builders (official layouts) --------------------------------------------------------
 

@@ -12,6 +12,7 @@ from steerseg_core.grounding.lvlm import load_adapter
 from steerseg_core.grounding.soft_prompts import SoftPrompts
 from steerseg_core.video import load_clip
 
+from .conftest import DAVIS_FIXTURE_FRAMES as N
 from .conftest import davis_frames
 
 
@@ -33,13 +34,13 @@ def test_four_ablation_settings(grounder, clip, use_cot, use_soft):
     stages = []
     g = grounder.ground(clip, "the black swan swimming", progress=lambda s, f: stages.append(s),
                         use_cot=use_cot, use_soft_prompts=use_soft)
-    assert clip.num_frames == 50 and clip.width == 224
+    assert clip.num_frames == N and clip.width == 224
     rows, cols = g.frame_geometry.grid
     assert rows % 2 == 0 and cols % 2 == 0 and rows * cols <= 40
     assert g.s_frm.shape == (16, rows, cols)
     assert g.s_vid.shape == (8, rows // 2, cols // 2)
-    assert g.keyframes[0] == 0 and g.keyframes[-1] == 49 and np.all(np.diff(g.keyframes) > 0)
-    assert len(g.video_frames) == 8 and g.video_frames[-1] == 49
+    assert g.keyframes[0] == 0 and g.keyframes[-1] == N - 1 and np.all(np.diff(g.keyframes) > 0)
+    assert len(g.video_frames) == 8 and g.video_frames[-1] == N - 1
     for m in (g.s_frm, g.s_vid):
         assert m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1
     assert np.allclose(g.s_frm.reshape(16, -1).max(axis=1), 1.0)
@@ -76,7 +77,7 @@ def test_missing_backbone_is_a_clear_error(tmp_path):
 
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_adapter(str(tmp_path / "nope"))
-    with pytest.raises(ModelLoadError, match="Qwen/Qwen2.5-VL-7B-Instruct.*huggingface-cli download"):
+    with pytest.raises(ModelLoadError, match="Qwen/Qwen2.5-VL-7B-Instruct.*hf download"):
         load_adapter("Qwen/Qwen2.5-VL-7B-Instruct")
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -27,7 +27,9 @@ from steerseg_core.segment.propagation import low_res_to_outputs
 from steerseg_core.testing.tiny_sam2 import make_tiny_sam2
 from steerseg_core.types import Clip, GroundingResult, TokenGeometry
 
-DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016" / "JPEGImages" / "480p"
+from .conftest import davis_frames
+
+DAVIS = davis_frames("blackswan").parent
 IMAGE_SIZE = 128
 NUM_FRAMES = 8
 SIZE = (240, 427)  # the 480p clip at half size

@@ -1,11 +1,10 @@
-"""Tracklet scoring (DESIGN.md §8): Pearson against S_frm / S_vid, α mixing, constant maps, and
+"""Tracklet scoring (docs/method.md §8): Pearson against S_frm / S_vid, α mixing, constant maps, and
 selection of the true object among distractors built from real DAVIS ground truth."""
 
 from __future__ import annotations
 
 import dataclasses
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +16,12 @@ from steerseg_core.segment import pearson, score_tracklets, select_best, to_toke
 from steerseg_core.segment.scoring import CONSTANT_MAP_SCORE, CONSTANT_TRACKLET_SCORE
 from steerseg_core.types import GroundingResult, TokenGeometry, Tracklet
 
-DAVIS_MASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016" / "Annotations" / "480p"
+from .conftest import davis_masks as conftest_davis_masks
+
+DAVIS_MASKS = conftest_davis_masks("blackswan").parent
 SEQUENCES = ("blackswan", "bmx-trees", "breakdance", "camel", "car-roundabout", "cows", "kite-surf", "libby")
 H, W = 120, 214          # masks at a quarter of the 480p resolution keep the test fast
-T = 24                   # frames per clip
+T = 16                   # frames per clip (the committed masks: 16 per sequence)
 KEYFRAMES = np.round(np.linspace(0, T - 1, 16)).astype(int)
 VIDEO_FRAMES = np.round(np.linspace(0, T - 1, 8)).astype(int)
 FRAME_GRID, VIDEO_GRID = (18, 30), (9, 15)

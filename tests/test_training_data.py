@@ -14,10 +14,12 @@ from steerseg_core.errors import InputError
 from steerseg_core.testing.synthetic import COLOURS, make_synthetic_dataset, palette
 from steerseg_core.training import data as D
 
+from .conftest import DAVIS_FIXTURE_FRAMES, REFYTVOS
+
 
 @pytest.fixture(scope="module")
-def ytvos_valid(data_dir):
-    root = data_dir / "refytvos-expressions"
+def ytvos_valid():
+    root = REFYTVOS
     meta = D.parse_meta_expressions(root / "valid" / "meta_expressions.json")
     objects = D.parse_object_expressions(root / "original_release" / "meta_expressions_valid.json")
     return meta, objects
@@ -145,7 +147,7 @@ def test_generic_folder_on_real_davis_clips(tmp_path, data_dir):
     assert ds.skipped.to_dict() == {"empty expression": 1, "no frames": 1}
     swan = D.load_sample(ds.records[0], 16)
     assert swan.frames.shape == (16, 480, 854, 3)
-    assert swan.indices[0] == 0 and swan.indices[-1] == 49  # 50 frames, both ends
+    assert swan.indices[0] == 0 and swan.indices[-1] == DAVIS_FIXTURE_FRAMES - 1  # both ends
     frac = swan.masks.mean(axis=(1, 2))
     assert np.all(frac > 0.01) and np.all(frac < 0.5)  # the swan, not the whole frame
     camel = D.load_sample(ds.records[2], 4, max_side=240)

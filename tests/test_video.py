@@ -37,7 +37,7 @@ W, H, T, FPS = 96, 54, 8, 12
 
 @pytest.fixture(scope="module")
 def blackswan(data_dir: Path) -> Path:
-    """The real DAVIS blackswan frames: 50 JPEGs, 854×480."""
+    """The real DAVIS blackswan frames (the committed cut: 16 JPEGs, 854×480)."""
     return data_dir / "davis2016" / "JPEGImages" / "480p" / "blackswan"
 
 
@@ -133,19 +133,19 @@ def test_gif_detected_by_content_not_extension(tmp_path, small_frames):
 def test_real_davis_folder(blackswan):
     folder = blackswan
     info = probe_video(folder)
-    assert info == VideoInfo(str(folder), "folder", 50, 24.0, 854, 480, pytest.approx(50 / 24))
+    assert info == VideoInfo(str(folder), "folder", 16, 24.0, 854, 480, pytest.approx(16 / 24))
     clip = load_clip(folder)
-    assert clip.frames.shape == (50, 480, 854, 3) and clip.frames.dtype == np.uint8
+    assert clip.frames.shape == (16, 480, 854, 3) and clip.frames.dtype == np.uint8
     assert clip.fps == 24.0 and clip.source == str(folder)
-    assert clip.frame_names == tuple(f"{i:05d}" for i in range(50)) == clip.names()
+    assert clip.frame_names == tuple(f"{i:05d}" for i in range(16)) == clip.names()
     np.testing.assert_array_equal(clip.frames[7], np.asarray(Image.open(folder / "00007.jpg").convert("RGB")))
 
 
 def test_folder_fps_and_max_side(blackswan):
     folder = blackswan
-    assert probe_video(folder, fps=10).duration_s == pytest.approx(5.0)
+    assert probe_video(folder, fps=10).duration_s == pytest.approx(1.6)
     clip = load_clip(folder, max_side=214, fps=30.0)
-    assert clip.fps == 30.0 and clip.frames.shape == (50, 120, 214, 3)
+    assert clip.fps == 30.0 and clip.frames.shape == (16, 120, 214, 3)
     expect_error(InputError, "fps", load_clip, folder, fps=0)
     expect_error(InputError, "max_side", load_clip, folder, max_side=0)
 
@@ -317,8 +317,8 @@ def test_video_limits_refused_before_decoding(tmp_path, small_frames, monkeypatc
 @pytest.mark.parametrize(
     ("limits", "match"),
     [
-        (LimitsConfig(max_frames=10), "has 50 frames; the limit is 10"),
-        (LimitsConfig(max_seconds=1.0), "2.1 s long"),
+        (LimitsConfig(max_frames=10), "has 16 frames; the limit is 10"),
+        (LimitsConfig(max_seconds=0.5), "0.7 s long"),
         (LimitsConfig(max_pixels=640 * 480), "854×480"),
         (LimitsConfig(max_upload_mb=0.5), "upload limit"),
     ],

@@ -137,11 +137,8 @@ def watch_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any, str | None
     if cached and cached[0] == mtime:
         fig = cached[1]
     else:
+        # A stand-alone matplotlib Figure (no pyplot registry to clean up); gr.Plot serialises it.
         fig = plots.metrics_figure(records, run_dir.name) if records else None
-        if fig is not None:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)  # gr.Plot serialises it; keep pyplot's registry empty
         _plot_cache[str(run_dir)] = (mtime, fig)
     maps = run_dir / "val_maps_latest.png"
     return (status_markdown(status, records), fig, str(maps) if maps.exists() else None,

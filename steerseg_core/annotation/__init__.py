@@ -1,4 +1,4 @@
-"""The reasoning study (DESIGN.md §11): sample (clip, expression) items, attach the LVLM's CoT
+"""The reasoning study (docs/method.md §11): sample (clip, expression) items, attach the LVLM's CoT
 attributes, let annotators judge them True / False / Skip, and compute the paper's table.
 
     store    SQLite (sqlite-utils) schema, migrations, one connection per operation

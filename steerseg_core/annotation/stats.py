@@ -1,6 +1,6 @@
 """Statistics of a study: per-annotator accuracy with a Wilson interval, agreement (Cohen's kappa
 for a pair, Fleiss' kappa for all), and the paper's cross-table of reasoning correctness against
-segmentation accuracy (DESIGN.md §11: 115/132 correct; 55.7 % of those segmented accurately, 2 of
+segmentation accuracy (docs/method.md §10: 115/132 correct; 55.7 % of those segmented accurately, 2 of
 the 17 incorrect ones).
 
 The formulas are pure functions over plain lists so the tests can check them against textbook
@@ -27,14 +27,17 @@ DEFAULT_JF_THRESHOLD = 0.5
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for k successes in n trials (95 % by default); NaNs when n = 0."""
+    """Wilson score interval for k successes in n trials (95 % by default); NaNs when n = 0.
+
+    scipy computes it (``binomtest(...).proportion_ci(method="wilson")``); ``z`` picks the
+    two-sided confidence level ``2·Φ(z) − 1``."""
     if n <= 0:
         return float("nan"), float("nan")
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest, norm
+
+    level = float(2 * norm.cdf(z) - 1)
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:

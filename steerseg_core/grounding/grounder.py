@@ -1,6 +1,6 @@
 """Grounding: (clip, expression) → CoT attributes → steered query → S_frm and S_vid.
 
-The paper's pipeline up to the attention maps (DESIGN.md 1–6): a CoT step without soft prompts,
+The paper's pipeline up to the attention maps (docs/method.md §1–6): a CoT step without soft prompts,
 then the query step with soft prompts, once per keyframe (frame modality) and once over the video
 (video modality); the first response token's rollout row over the visual tokens is the map.
 ``branch_rollout`` is the differentiable core that training reuses.

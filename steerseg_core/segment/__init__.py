@@ -1,4 +1,4 @@
-"""Segmentation stage: keyframe points → SAM2 masks → NMS → tracklets → scores (paper §3.3)."""
+"""Segmentation stage: keyframe points → SAM2 masks → NMS → tracklets → scores (paper §3.3; docs/method.md)."""
 
 from .build_sam import build_sam2
 from .nms import mask_iou_matrix, mask_nms

@@ -1,4 +1,4 @@
-"""Mask non-maximum suppression: drop keyframe candidates that repeat a better one (DESIGN.md §7).
+"""Mask non-maximum suppression: drop keyframe candidates that repeat a better one (docs/method.md §7).
 
 Candidates are SAM2 masks from different keyframes; many keyframes point at the same object, and
 only the best-scored copy (SAM2's predicted IoU) needs tracking. IoUs come from one matrix

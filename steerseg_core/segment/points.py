@@ -1,4 +1,4 @@
-"""Keyframe attention maps → one positive click per keyframe (DESIGN.md §7).
+"""Keyframe attention maps → one positive click per keyframe (docs/method.md §7).
 
 The click is the argmax token cell of S_frm(t), mapped to the centre of that cell in original-frame
 pixels by ``TokenGeometry.cell_to_pixel`` (which undoes the backbone's resize and any letterbox

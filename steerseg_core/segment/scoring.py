@@ -1,4 +1,4 @@
-"""Score candidate tracklets against the LVLM's attention maps and pick one (DESIGN.md §8).
+"""Score candidate tracklets against the LVLM's attention maps and pick one (docs/method.md §8).
 
 s_frm = Pearson(tracklet logits at the keyframes, S_frm), s_vid = Pearson(tracklet logits at the
 video-branch frames, S_vid), s = α·s_frm + (1 − α)·s_vid; the best s wins. Logits are clipped to

@@ -1,4 +1,4 @@
-"""Grounding → candidate tracklets (DESIGN.md §7), and click refinement of a chosen tracklet.
+"""Grounding → candidate tracklets (docs/method.md §7), and click refinement of a chosen tracklet.
 
 One positive point per keyframe (argmax of S_frm) → a SAM2 mask on that keyframe → mask NMS →
 each survivor tracked forward and backward from its keyframe through the whole clip. The clip goes

@@ -1,7 +1,9 @@
 """One training run per device: a lock file holding the owner's PID, with stale-lock detection.
 
-The lock is a small JSON file (pid, process start time, run id, ...) created atomically (temp file +
-``os.link``, which fails if the lock exists). A lock whose process is gone — or is a zombie, or whose
+The lock is a small JSON note (pid, process start time, run id, ...) that says who holds the device.
+Every read-check-write of the note happens under a ``filelock.FileLock`` on a guard file beside it
+(``<lock>.guard``; OS-level and cross-platform), so two processes never both see the device free. The
+note, not the guard, is what outlives a call: the app hands it to the run it spawns. A note whose process is gone — or is a zombie, or whose
 PID now belongs to a different process (start time differs) — is stale and is taken over. The app
 acquires the lock before it spawns a run and hands it to the child PID; the trainer adopts a lock
 held by its parent or itself, and releases it when it exits.
@@ -14,6 +16,8 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from ..errors import SteerSegError
 
@@ -56,8 +60,14 @@ def pid_alive(pid: int | None, start: int | None = None) -> bool:
 
 
 class RunLock:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, timeout_s: float = 10.0) -> None:
         self.path = Path(path)
+        self.timeout_s = timeout_s
+
+    def _guard(self) -> FileLock:
+        """The OS-level lock serialising every read-check-write of the JSON note."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.path.with_name(self.path.name + ".guard")), timeout=self.timeout_s)
 
     def holder(self) -> dict[str, Any] | None:
         """The lock's content, or None if there is no lock (or it is unreadable)."""
@@ -73,18 +83,6 @@ class RunLock:
             return h
         return None
 
-    def _write_new(self, info: dict[str, Any]) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}")
-        tmp.write_text(json.dumps(info))
-        try:
-            os.link(tmp, self.path)
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            tmp.unlink(missing_ok=True)
-
     def _replace(self, info: dict[str, Any]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}")
         tmp.write_text(json.dumps(info))
@@ -96,35 +94,34 @@ class RunLock:
         ``adopt_from`` is taken over; any other live holder (this process too) raises ``RunBusyError``."""
         pid = int(pid or os.getpid())
         content = {**(info or {}), "pid": pid, "start": process_start(pid), "acquired_at": time.time()}
-        for _ in range(5):
-            if self._write_new(content):
-                return content
-            h = self.holder()
-            if h is not None and pid_alive(h.get("pid"), h.get("start")):
-                if int(h.get("pid", -1)) in adopt_from:
+        try:
+            with self._guard():
+                h = self.holder()
+                if h is not None and pid_alive(h.get("pid"), h.get("start")):
+                    if int(h.get("pid", -1)) not in adopt_from:
+                        raise RunBusyError(describe_holder(h))
                     content = {**h, **content}
-                    self._replace(content)
-                    return content
-                raise RunBusyError(describe_holder(h))
-            if h is None and self.path.exists() and time.time() - self.path.stat().st_mtime < 2:
-                time.sleep(0.05)  # being written right now
-                continue
-            self.path.unlink(missing_ok=True)  # stale: its process is gone
-        raise RunBusyError(f"could not take the training lock '{self.path.name}'")
+                # no note, an unreadable one, or a stale one (its process is gone): ours now
+                self._replace(content)
+                return content
+        except TimeoutError as err:  # filelock.Timeout is a TimeoutError
+            raise RunBusyError(f"could not take the training lock '{self.path.name}'") from err
 
     def transfer(self, pid: int, **updates: Any) -> None:
         """Hand the lock to ``pid`` (the app does this right after spawning the run)."""
-        h = self.holder() or {}
-        self._replace({**h, **updates, "pid": int(pid), "start": process_start(int(pid))})
+        with self._guard():
+            h = self.holder() or {}
+            self._replace({**h, **updates, "pid": int(pid), "start": process_start(int(pid))})
 
     def release(self, pid: int | None = None) -> bool:
         """Remove the lock if ``pid`` (default: this process) holds it."""
         pid = int(pid or os.getpid())
-        h = self.holder()
-        if h is not None and int(h.get("pid", -1)) == pid:
-            self.path.unlink(missing_ok=True)
-            return True
-        return False
+        with self._guard():
+            h = self.holder()
+            if h is not None and int(h.get("pid", -1)) == pid:
+                self.path.unlink(missing_ok=True)
+                return True
+            return False
 
 
 def describe_holder(h: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """Figures of a training run: loss and correlation curves, and attention maps on a validation clip.
 
-Pure functions from metrics records / arrays to matplotlib figures (Agg backend, no display), used
-by the trainer (``loss.png``, ``val_maps_*.png`` in the run folder) and by the Train tab.
+Pure functions from metrics records / arrays to matplotlib figures, used by the trainer
+(``loss.png``, ``val_maps_*.png`` in the run folder) and by the Train tab. Built on
+``matplotlib.figure.Figure`` directly: no pyplot, so no global figure registry or GUI backend is
+touched from the trainer or from Gradio's worker threads, and nothing has to be closed.
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+def _figure(width: float, height: float) -> Figure:
+    """A stand-alone figure (not registered with pyplot); ``savefig`` renders it with Agg."""
+    return Figure(figsize=(width, height))
 
 
 def smooth(values: list[float], alpha: float = 0.9) -> list[float]:
@@ -40,12 +39,12 @@ def split_metrics(records: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
     return train, val
 
 
-def metrics_figure(records: list[dict[str, Any]], title: str = ""):
+def metrics_figure(records: list[dict[str, Any]], title: str = "") -> Figure:
     """Two panels: training loss (raw + smoothed, BCE and Dice smoothed) and rollout–mask
     correlation (train smoothed, validation points)."""
-    plt = _plt()
     train, val = split_metrics(records)
-    fig, (ax_l, ax_c) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = _figure(10, 3.6)
+    ax_l, ax_c = fig.subplots(1, 2)
     if train:
         steps = [r["step"] for r in train]
         loss = [r.get("loss", float("nan")) for r in train]
@@ -76,10 +75,10 @@ def metrics_figure(records: list[dict[str, Any]], title: str = ""):
 def attention_figure(frames: np.ndarray, maps: np.ndarray, targets: np.ndarray, title: str = "",
                      max_frames: int = 4):
     """Row 1: frames with the normalised map overlaid; row 2: the mask on the token grid."""
-    plt = _plt()
     n = min(max_frames, len(maps), len(frames))
     pick = np.unique(np.round(np.linspace(0, len(maps) - 1, n)).astype(int))
-    fig, axes = plt.subplots(2, len(pick), figsize=(2.2 * len(pick), 4.2), squeeze=False)
+    fig = _figure(2.2 * len(pick), 4.2)
+    axes = fig.subplots(2, len(pick), squeeze=False)
     for col, i in enumerate(pick):
         f = frames[min(i, len(frames) - 1)]
         h, w = f.shape[:2]
@@ -98,8 +97,7 @@ def attention_figure(frames: np.ndarray, maps: np.ndarray, targets: np.ndarray, 
 
 
 def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
-    """Save atomically (the tab may be reading the previous version) and close the figure."""
-    plt = _plt()
+    """Save atomically (the tab may be reading the previous version)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
@@ -107,6 +105,5 @@ def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
         fig.savefig(tmp, dpi=dpi)
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         tmp.unlink(missing_ok=True)
     return path

@@ -1,6 +1,6 @@
 """Soft-prompt training: the frozen LVLM's query-token rollout is steered onto the referred object.
 
-Paper recipe (DESIGN.md 6) as defaults: AdamW, lr 5e-4, cosine schedule with warmup, 6,500 steps,
+Paper recipe (docs/method.md §6) as defaults: AdamW, lr 5e-4, cosine schedule with warmup, 6,500 steps,
 effective batch 4 (gradient accumulation; divided over processes when data-parallel), 16 input
 frames per sample, T_f keyframes for the frame branch and T_v frames for the video branch, each
 branch with its own soft prompts. Only the soft prompts require grad; the LVLM stays frozen and in

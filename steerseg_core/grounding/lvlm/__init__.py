@@ -41,7 +41,7 @@ def _missing_message(spec: str, err: Exception) -> str:
         return (f"backbone folder '{Path(spec).name}' cannot be loaded ({type(err).__name__}): it must "
                 "hold config.json, the weights (safetensors) and the processor/tokenizer files")
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    how = (f"download it where the hub is reachable (`huggingface-cli download {spec}`) and copy the "
+    how = (f"download it where the hub is reachable (`hf download {spec}`, huggingface_hub's CLI) and copy the "
            f"Hugging Face cache here, or pass a local folder with --backbone / STEERSEG_BACKBONE")
     where = "the hub is offline here and it is not in the local cache" if offline else (
         "it is neither a local folder nor reachable on the hub")
