@@ -203,7 +203,6 @@ def test_attributes_file_at_creation_is_validated_first(tmp_path, reasonvos):
 
 def test_benchmark_reader_route(tmp_path, data_dir):
     """A Ref-YouTube-VOS folder in its official layout, read by the evaluation's reader."""
-    pytest.importorskip("steerseg_core.eval.benchmarks")
     root = tmp_path / "ref-youtube-vos"
     link_frames(root / "valid", SEQS[:2])
     videos = {seq: {"expressions": {"0": {"exp": f"the main object in {seq}"}},

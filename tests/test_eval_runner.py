@@ -22,9 +22,9 @@ from scipy import ndimage as ndi
 
 from steerseg_core.cli import main as eval_main
 from steerseg_core.config import SteerSegConfig
+from steerseg_core.datasets import open_benchmark
 from steerseg_core.errors import InputError
 from steerseg_core.eval import ablation
-from steerseg_core.eval.benchmarks import open_benchmark
 from steerseg_core.eval.correlation import downsample_mask
 from steerseg_core.eval.metrics import boundary_f, jaccard
 from steerseg_core.eval.runner import (
