@@ -280,7 +280,12 @@ def read_benchmark_dataset(name: str, root: Path | str, split: str | None = None
     problems = _Problems(what)
     present: dict[str, set[str] | None] = {}
     items: list[SourceItem] = []
-    for e in bench.expressions():
+    exprs = bench.expressions()
+    ids: dict[str, list[str]] = {}
+    for e in exprs:
+        ids.setdefault(e.video, []).append(e.exp_id)
+    per_object = {v for v, got in ids.items() if len(set(got)) < len(got)}  # as in _expressions
+    for e in exprs:
         folder = bench.frames_dir(e.video)
         if e.video not in present:
             present[e.video] = ({Path(n).stem for n in _image_names(folder)} if folder.is_dir() else None)
@@ -296,8 +301,9 @@ def read_benchmark_dataset(name: str, root: Path | str, split: str | None = None
         if not e.text.strip():
             problems.add(f"video {e.video}: expression {e.exp_id} has no text")
             continue
-        items.append(SourceItem(video_id=e.video, exp_id=e.exp_id, obj_id=",".join(e.obj_ids),
-                                clip_ref=str(folder.resolve()), expression=e.text.strip(),
+        obj = ",".join(e.obj_ids)
+        items.append(SourceItem(video_id=e.video, exp_id=f"{obj}-{e.exp_id}" if e.video in per_object else e.exp_id,
+                                obj_id=obj, clip_ref=str(folder.resolve()), expression=e.text.strip(),
                                 extra={k: v for k, v in (("group", e.group),) if v}))
     problems.raise_if_any()
     if not items:
