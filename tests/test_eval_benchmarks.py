@@ -400,3 +400,26 @@ def _quiet():
     from steerseg_core.eval.runner import RunOptions
 
     return RunOptions(stream=None)
+
+
+def test_refdavis_counts_objects_in_frame_0(tmp_path):
+    """The DAVIS-2017 evaluation counts a video's objects in its first frame: an object that only
+    appears later is not scored, and a video whose first frame is empty scores nothing."""
+    from steerseg_core.eval.summaries import annotator_scores
+
+    root = build_refdavis(tmp_path / "rd", n=3)
+    bench = open_benchmark("refdavis", root)
+    exprs = bench.expressions()
+    gt_dir = root / "valid" / "Annotations" / "blackswan"
+    labels = [np.array(Image.open(p)) for p in sorted(gt_dir.glob("*.png"))]
+    labels[2][-6:, -6:] = 3  # object 3 appears in the last frame only
+    write_palette_png(gt_dir / f"{exprs[0].frames[2]}.png", labels[2])
+    masks = tmp_path / "masks"
+    for e in exprs:  # perfect masks of objects 1 and 2
+        gt = bench.load_gt(e)
+        write_binary_masks(masks / e.key, e.frames, gt.masks)
+    score, missing = annotator_scores(bench, masks, "annot1", exprs)
+    assert (score["n"], score["J&F"], missing) == (2, 1.0, [])
+    labels[0][labels[0] != 255] = 0  # first frame without objects
+    write_palette_png(gt_dir / f"{exprs[0].frames[0]}.png", labels[0])
+    assert annotator_scores(bench, masks, "annot1", exprs)[0]["n"] == 0

@@ -110,6 +110,7 @@ class ReVOS(MaskDictBenchmark):
     name = "revos"
     title = "ReVOS"
     splits = ("valid", "train")
+    _foreground: dict | None = None  # mask_dict_foreground.json, read on first use
 
     def _paths(self) -> tuple[Path, Path, Path]:
         meta = self.root / f"meta_expressions_{self.split}_.json"
@@ -128,7 +129,7 @@ class ReVOS(MaskDictBenchmark):
     def load_foreground_counts(self, expr: Expression) -> np.ndarray:
         """Per frame of ``expr``, the video's foreground pixel count as the official script counts
         it: each frame's RLEs decoded and summed, so pixels of overlapping objects count twice."""
-        if not hasattr(self, "_foreground"):
+        if self._foreground is None:
             if not self.foreground_path.is_file():
                 raise InputError(f"ReVOS: {self.foreground_path} not found (needed for the robustness score R)")
             self._foreground = read_json(self.foreground_path)
