@@ -33,15 +33,16 @@ def link_frames(root: Path, seqs: tuple[str, ...] = SEQS, sub: str = "JPEGImages
 
 
 def make_reasonvos(root: Path, seqs: tuple[str, ...] = SEQS) -> Path:
-    """A ReasonVOS-format ``meta_expressions.json`` (expressions as a list of {exp_id, exp_text,
-    obj_id, ...}) with ``JPEGImages/<video>/`` beside it; returns the JSON path."""
+    """A ReasonVOS-format ``meta_expressions.json`` in the official shape (per video ``source``,
+    ``frames`` and a list of {obj_id, exp_id, exp_text, is_sent}) with ``JPEGImages/<video>/``
+    beside it; returns the JSON path."""
     root.mkdir(parents=True, exist_ok=True)
     link_frames(root, seqs)
     videos = {}
     for seq in seqs:
         frames = sorted(p.stem for p in davis_frames(seq).glob("*.jpg"))
-        videos[seq] = {"source": "DAVIS", "is_sent": True, "frames": frames, "expressions": [
-            {"exp_id": i, "exp_text": text, "obj_id": 1, "type": "reasoning"}
+        videos[seq] = {"source": "DAVIS", "frames": frames, "expressions": [
+            {"obj_id": 1, "exp_id": i, "exp_text": text, "is_sent": text.endswith("?")}
             for i, text in enumerate(EXPRESSIONS[seq])]}
     meta = root / "meta_expressions.json"
     meta.write_text(json.dumps({"videos": videos}))

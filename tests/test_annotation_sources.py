@@ -39,7 +39,7 @@ def test_reasonvos_layout_creates_a_seeded_study(tmp_path, reasonvos):
     for s in samples:
         assert s.video_id in SEQS and s.expression == EXPRESSIONS[s.video_id][int(s.exp_id)]
         assert s.clip_ref == str((reasonvos.parent / "JPEGImages" / s.video_id).resolve())
-        assert s.obj_id == "1" and s.extra == {"type": "reasoning"} and s.attributes is None
+        assert s.obj_id == "1" and s.extra == {"is_sent": s.expression.endswith("?")} and s.attributes is None
     # Same seed → same items in the same order; the file order does not matter.
     meta = json.loads(reasonvos.read_text())
     meta["videos"] = dict(reversed(list(meta["videos"].items())))
@@ -203,13 +203,14 @@ def test_attributes_file_at_creation_is_validated_first(tmp_path, reasonvos):
 
 def test_benchmark_reader_route(tmp_path, data_dir):
     """A Ref-YouTube-VOS folder in its official layout, read by the evaluation's reader."""
-    pytest.importorskip("steerseg_core.eval.benchmarks")
     root = tmp_path / "ref-youtube-vos"
     link_frames(root / "valid", SEQS[:2])
     videos = {seq: {"expressions": {"0": {"exp": f"the main object in {seq}"}},
                     "frames": sorted(p.stem for p in davis_frames(seq).glob("*.jpg"))} for seq in SEQS[:2]}
     (root / "meta_expressions" / "valid").mkdir(parents=True)
     (root / "meta_expressions" / "valid" / "meta_expressions.json").write_text(json.dumps({"videos": videos}))
+    (root / "meta_expressions" / "test").mkdir(parents=True)  # no test-phase videos among these two
+    (root / "meta_expressions" / "test" / "meta_expressions.json").write_text(json.dumps({"videos": {}}))
     db = tmp_path / "a.db"
     study = create_study(db, root, name="yt", n=2, seed=0, benchmark="refytvos")
     assert study.source_kind == "benchmark:refytvos" and study.n_samples == 2
@@ -220,3 +221,26 @@ def test_benchmark_reader_route(tmp_path, data_dir):
     with pytest.raises(InputError):
         create_study(db, root, name="yt2", n=2, seed=0, benchmark="refytvos")
     assert [s.name for s in store.list_studies(db)] == ["yt"]
+
+
+def test_reasonvos_official_file_with_repeated_ids_and_its_benchmark_route(tmp_path, data_dir):
+    """The official ReasonVOS shape: two expressions on one object, and an exp_id that repeats on
+    another object of the same video. Each expression keeps its own is_sent; no two share a key,
+    read directly or through the benchmark reader (whose keys are the official prediction folders)."""
+    root = tmp_path / "ReasonVOS"
+    link_frames(root, SEQS[:1])
+    frames = sorted(p.stem for p in davis_frames(SEQS[0]).glob("*.jpg"))
+    exps = [{"obj_id": 1, "exp_id": 0, "exp_text": "which bird is swimming?", "is_sent": True},
+            {"obj_id": 1, "exp_id": 1, "exp_text": "black swan", "is_sent": False},
+            {"obj_id": 2, "exp_id": 0, "exp_text": "the reeds behind it", "is_sent": False}]
+    meta = root / "meta_expressions.json"
+    meta.write_text(json.dumps({"videos": {SEQS[0]: {"source": "MOSE", "frames": frames, "expressions": exps}}}))
+    src = read_source(meta)
+    assert src.kind == "reasonvos"
+    assert [(i.exp_id, i.obj_id, i.extra) for i in src.items] == [
+        ("1-0", "1", {"is_sent": True}), ("1-1", "1", {"is_sent": False}), ("2-0", "2", {"is_sent": False})]
+    db = tmp_path / "a.db"
+    study = create_study(db, root, name="rv", n=3, seed=0, benchmark="reasonvos")
+    assert study.source_kind == "benchmark:reasonvos"
+    assert sorted(s.exp_id for s in store.get_samples(db, study.id)) == ["1-0", "1-1", "2-0"]
+    assert sorted(s.extra["group"] for s in store.get_samples(db, study.id)) == ["phrase", "phrase", "sentence"]

@@ -13,9 +13,9 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from steerseg_core.cli import main as eval_main
+from steerseg_core.datasets.masks_io import davis_palette
 from steerseg_core.errors import InputError
 from steerseg_core.eval.folder_eval import evaluate_folders
-from steerseg_core.eval.masks_io import davis_palette
 
 from .conftest import davis_masks
 

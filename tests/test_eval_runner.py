@@ -22,9 +22,9 @@ from scipy import ndimage as ndi
 
 from steerseg_core.cli import main as eval_main
 from steerseg_core.config import SteerSegConfig
+from steerseg_core.datasets import open_benchmark
 from steerseg_core.errors import InputError
 from steerseg_core.eval import ablation
-from steerseg_core.eval.benchmarks import open_benchmark
 from steerseg_core.eval.correlation import downsample_mask
 from steerseg_core.eval.metrics import boundary_f, jaccard
 from steerseg_core.eval.runner import (
@@ -34,6 +34,7 @@ from steerseg_core.eval.runner import (
     run_benchmark,
     shard_expressions,
 )
+from steerseg_core.eval.summaries import summarize
 from steerseg_core.types import Clip, GroundingResult, SegmentationResult, TokenGeometry, Tracklet
 
 from .conftest import ROOT, davis_masks
@@ -155,7 +156,7 @@ def test_records_masks_and_summary(mevis_root, clean_run):
     assert summary["correlation"]["frame"] == pytest.approx(1.0)
     assert json.loads((out / "summary.json").read_text())["groups"][0]["J&F"] == pytest.approx(overall["J&F"])
     md = (out / "summary.md").read_text()
-    assert "## MeViS (valid_u)" in md and "complete: 3/3" in md and "Table 3" in md
+    assert "## MeViS (valid_u split)" in md and "complete: 3/3" in md and "server" in md and "Table 3" in md
 
 
 def test_resume_after_interrupt_redoes_nothing(mevis_root, clean_run, tmp_path):
@@ -304,7 +305,7 @@ def test_refdavis_official_scores_from_combined_masks(tmp_path):
     # The halves do not overlap and stay clear of the void band, so the official per-annotator
     # score equals the mean of the per-expression scores.
     records = list(RunDir(tmp_path / "run").load_records().values())
-    approx = bench.summarize(records, None)
+    approx = summarize(bench, records, None)
     assert by["overall"]["J"] == pytest.approx(approx["groups"][-1]["J"], abs=1e-12)
     assert by["overall"]["F"] == pytest.approx(approx["groups"][-1]["F"], abs=1e-12)
     assert 0.5 < by["overall"]["J&F"] < 1.0
@@ -355,7 +356,7 @@ def test_cli_merge_table_and_ablations(mevis_root, clean_run, tmp_path, capsys):
     assert "complete: 3/3" in capsys.readouterr().out
     assert eval_main(["eval-table", str(out), "--label", "ours"]) == 0
     row = capsys.readouterr().out.splitlines()
-    assert row[0].startswith("| Method | MeViS J&F | MeViS J | MeViS F |")
+    assert row[0].startswith("| Method | MeViS valid_u J&F | MeViS valid_u J | MeViS valid_u F |")
     assert row[2].startswith(f"| ours | {100 * summary['groups'][0]['J&F']:.1f} |")
     assert eval_main(["eval-ablation", "alpha", "--runs", str(out), "--alphas", "0,1"]) == 0
     assert "| 0 |" in capsys.readouterr().out
@@ -388,4 +389,4 @@ def test_eval_with_the_real_pipeline_and_tiny_models(tiny_models, tmp_path):
     assert 0 <= rec["J"] <= 1 and len(rec["tracklets"]) >= 1 and len(rec["keyframes"]) == 2
     assert set(rec["correlation"]) >= {"frame", "video"}
     assert len(list((out / "Annotations" / "blackswan" / "0").glob("*.png"))) == 3
-    assert "## MeViS (valid_u)" in proc.stdout
+    assert "## MeViS (valid_u split)" in proc.stdout

@@ -194,7 +194,7 @@ def test_malformed_training_dataset_json_is_a_clear_input_error(tmp_path, name, 
     ("reasonvos", "meta_expressions.json"), ("refytvos", "meta_expressions/valid/meta_expressions.json"),
 ])
 def test_malformed_benchmark_json_is_a_clear_input_error(tmp_path, bench, rel):
-    from steerseg_core.eval.benchmarks import open_benchmark
+    from steerseg_core.datasets import open_benchmark
 
     (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / rel).write_text('{"videos": {"a": ')

@@ -198,3 +198,16 @@ def test_split_holds_out_whole_videos(tmp_path):
     assert len(val) == 2 and len({r.video for r in val.records}) == 2
     assert not {r.video for r in train.records} & {r.video for r in val.records}
     assert [r.key for r in ds.split(2, seed=0)[1].records] == [r.key for r in val.records]
+
+
+def test_training_reads_meta_through_the_shared_parser(tmp_path):
+    """training.data parses meta_expressions.json with datasets.meta (one parser for every layout):
+    ids in numeric order, text stripped, a broken entry is an error naming the video."""
+    meta = tmp_path / "meta_expressions.json"
+    meta.write_text(json.dumps({"videos": {"v": {"frames": ["00000"], "expressions": {
+        "10": {"exp": " a cat ", "obj_id": "2"}, "2": {"exp": "a dog", "obj_id": 1}}}}}))
+    assert D.parse_meta_expressions(meta) == {"v": {"frames": ["00000"], "expressions": [
+        ("2", "a dog", 1), ("10", "a cat", 2)]}}
+    meta.write_text(json.dumps({"videos": {"v": {"frames": ["00000"], "expressions": {"0": 5}}}}))
+    with pytest.raises(InputError, match="video v: expression 0 is not an object"):
+        D.parse_meta_expressions(meta)

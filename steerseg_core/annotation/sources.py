@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..datasets.meta import MetaVideo, parse_meta
 from ..errors import InputError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -112,42 +113,25 @@ def _obj(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _expressions(vid: str, entry: dict[str, Any], problems: _Problems) -> list[tuple[str, str, str, dict]]:
-    """(exp_id, text, obj_id, extra) of one video entry in any of the benchmark layouts."""
+def _expressions(video: MetaVideo, problems: _Problems) -> list[tuple[str, str, str, dict]]:
+    """(exp_id, text, obj_id, extra) of one parsed video entry (``datasets.meta``, any layout).
+
+    In the listed (ReasonVOS) layout each expression keeps its own ``exp_id`` and ``is_sent``; when
+    an ``exp_id`` repeats within a video (ids counted per object), every id of that video becomes
+    ``<obj_id>-<exp_id>`` so two expressions never share a sample key."""
+    ids = [e.exp_id for e in video.expressions]
+    per_object = video.shape == "listed" and len(set(ids)) < len(ids)
     out: list[tuple[str, str, str, dict]] = []
-    exps = entry.get("expressions")
-    if isinstance(exps, list):
-        for i, e in enumerate(exps):
-            if not isinstance(e, dict):
-                problems.add(f"video {vid}: expression {i} is not an object")
-                continue
-            text = e.get("exp_text", e.get("exp", e.get("expression")))
-            extra = {k: v for k, v in e.items() if k not in ("exp_text", "exp", "expression", "exp_id", "obj_id")}
-            out.append((str(e.get("exp_id", i)), text, _obj(e.get("obj_id")), extra))
-    elif isinstance(exps, dict):
-        for key, e in exps.items():
-            if not isinstance(e, dict):
-                problems.add(f"video {vid}: expression {key} is not an object")
-                continue
-            text = e.get("exp", e.get("exp_text", e.get("expression")))
-            extra = {k: v for k, v in e.items() if k not in ("exp_text", "exp", "expression", "obj_id")}
-            out.append((str(key), text, _obj(e.get("obj_id")), extra))
-    elif isinstance(entry.get("objects"), dict):
-        counter = 0
-        for obj_id, obj in entry["objects"].items():
-            texts = obj.get("expressions") if isinstance(obj, dict) else None
-            if not isinstance(texts, list):
-                problems.add(f"video {vid}: object {obj_id} has no expressions list")
-                continue
-            for text in texts:
-                extra = {"category": obj.get("category")} if obj.get("category") else {}
-                out.append((str(counter), text, str(obj_id), extra))
-                counter += 1
-    else:
-        problems.add(f"video {vid}: no 'expressions' (list or object) or 'objects'")
-    for exp_id, text, _, _ in out:
-        if not isinstance(text, str) or not text.strip():
-            problems.add(f"video {vid}: expression {exp_id} has no text")
+    for e in video.expressions:
+        obj = ",".join(e.obj_ids)
+        exp_id = f"{obj}-{e.exp_id}" if per_object else e.exp_id
+        if per_object and exp_id in {x[0] for x in out}:
+            problems.add(f"video {video.name}: expression {e.exp_id} of object {obj} appears twice")
+            continue
+        if not e.text or not e.text.strip():
+            problems.add(f"video {video.name}: expression {e.exp_id} has no text")
+            continue
+        out.append((exp_id, e.text, obj, dict(e.fields)))
     return out
 
 
@@ -165,22 +149,15 @@ def read_benchmark(meta: Path, frames_root: Path | None = None, data: Any = None
     problems = _Problems(what)
     items: list[SourceItem] = []
     kinds: set[str] = set()
-    for vid, entry in data["videos"].items():
-        if not isinstance(entry, dict):
-            problems.add(f"video {vid}: entry is not an object")
-            continue
-        folder = _frames_dir(root, str(vid))
+    for vid, video in parse_meta(data, what, problems.items).items():
+        folder = _frames_dir(root, vid)
         if folder is None:
             problems.add(f"unknown video {vid}: no frames folder {vid}/ under {root} (or JPEGImages/)")
             continue
         present = set(_image_names(folder))
-        listed = entry.get("frames")
-        if listed is not None:
-            if not isinstance(listed, list):
-                problems.add(f"video {vid}: 'frames' is not a list")
-                continue
+        if video.frames is not None:
             stems = {Path(n).stem for n in present} | present
-            missing = [str(n) for n in listed if str(n) not in stems]
+            missing = [n for n in video.frames if n not in stems]
             if missing:
                 problems.add(f"video {vid}: {len(missing)} listed frame(s) missing in {folder} "
                              f"(first: {missing[0]})")
@@ -188,16 +165,14 @@ def read_benchmark(meta: Path, frames_root: Path | None = None, data: Any = None
         if not present:
             problems.add(f"video {vid}: no image files in {folder}")
             continue
-        kinds.add("list" if isinstance(entry.get("expressions"), list) else
-                  "dict" if isinstance(entry.get("expressions"), dict) else "objects")
-        for exp_id, text, obj_id, extra in _expressions(str(vid), entry, problems):
-            if isinstance(text, str) and text.strip():
-                items.append(SourceItem(video_id=str(vid), exp_id=exp_id, obj_id=obj_id,
-                                        clip_ref=str(folder.resolve()), expression=text.strip(), extra=extra))
+        kinds.add(video.shape)
+        for exp_id, text, obj_id, extra in _expressions(video, problems):
+            items.append(SourceItem(video_id=vid, exp_id=exp_id, obj_id=obj_id,
+                                    clip_ref=str(folder.resolve()), expression=text.strip(), extra=extra))
     problems.raise_if_any()
     if not items:
         raise InputError(f"{what} was refused: it has no expressions")
-    kind = "reasonvos" if kinds == {"list"} else "objects" if kinds == {"objects"} else "benchmark"
+    kind = "reasonvos" if kinds == {"listed"} else "objects" if kinds == {"objects"} else "benchmark"
     return Source(kind=kind, path=str(meta.resolve()), items=tuple(items))
 
 
@@ -294,10 +269,10 @@ def read_list(path: Path, data: Any = None) -> Source:
 
 
 def read_benchmark_dataset(name: str, root: Path | str, split: str | None = None) -> Source:
-    """Any benchmark the evaluation reads (``steerseg_core.eval.benchmarks``: refdavis, refytvos,
+    """Any benchmark the evaluation reads (``steerseg_core.datasets``: refdavis, refytvos,
     mevis, revos, reasonvos) in its official layout under ``root``."""
     try:
-        from ..eval.benchmarks import open_benchmark
+        from ..datasets import open_benchmark
     except ImportError as err:
         raise InputError(f"benchmark readers are not available ({err})") from err
     bench = open_benchmark(name, root, split)
@@ -305,7 +280,12 @@ def read_benchmark_dataset(name: str, root: Path | str, split: str | None = None
     problems = _Problems(what)
     present: dict[str, set[str] | None] = {}
     items: list[SourceItem] = []
-    for e in bench.expressions():
+    exprs = bench.expressions()
+    ids: dict[str, list[str]] = {}
+    for e in exprs:
+        ids.setdefault(e.video, []).append(e.exp_id)
+    per_object = {v for v, got in ids.items() if len(set(got)) < len(got)}  # as in _expressions
+    for e in exprs:
         folder = bench.frames_dir(e.video)
         if e.video not in present:
             present[e.video] = ({Path(n).stem for n in _image_names(folder)} if folder.is_dir() else None)
@@ -321,8 +301,9 @@ def read_benchmark_dataset(name: str, root: Path | str, split: str | None = None
         if not e.text.strip():
             problems.add(f"video {e.video}: expression {e.exp_id} has no text")
             continue
-        items.append(SourceItem(video_id=e.video, exp_id=e.exp_id, obj_id=",".join(e.obj_ids),
-                                clip_ref=str(folder.resolve()), expression=e.text.strip(),
+        obj = ",".join(e.obj_ids)
+        items.append(SourceItem(video_id=e.video, exp_id=f"{obj}-{e.exp_id}" if e.video in per_object else e.exp_id,
+                                obj_id=obj, clip_ref=str(folder.resolve()), expression=e.text.strip(),
                                 extra={k: v for k, v in (("group", e.group),) if v}))
     problems.raise_if_any()
     if not items:

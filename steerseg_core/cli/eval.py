@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from ..config import SteerSegConfig, distributed_env
+from ..datasets import BENCHMARKS, open_benchmark
 from ..errors import InputError
-from ..eval.benchmarks import BENCHMARKS, open_benchmark
 from .options import add_run_options, apply_run_options
 
 FOLDER_MODES = ("semi-supervised", "unsupervised", "all-frames")
@@ -100,7 +100,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..eval.runner import RunOptions, parse_shard, run_benchmark, score_mask_folder
     from ..eval.tables import summary_markdown
 
-    bench = open_benchmark(args.benchmark, args.data_root, args.split)
+    options = {"include_test": True} if args.include_test_videos else {}
+    bench = open_benchmark(args.benchmark, args.data_root, args.split, **options)
     opts = RunOptions(videos=args.videos, limit=args.limit,
                       shard=parse_shard(args.shard) if args.shard else None,
                       stream=None if args.quiet else sys.stderr)
@@ -148,7 +149,7 @@ def cmd_eval_ablation(args: argparse.Namespace) -> int:
         for bench_name, root in benches:
             ablation.run_grid(variants, bench_name, root, args.out, config, factory, opts, args.split)
         table = ablation.grid_table(args.grid, args.out, variants)
-        from ..eval.masks_io import atomic_write_bytes
+        from ..datasets.masks_io import atomic_write_bytes
 
         atomic_write_bytes(Path(args.out) / f"ablation-{args.grid}.md", table.encode("utf-8"))
     print(table)
@@ -208,8 +209,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("benchmark", help=names)
     p.add_argument("--data-root", required=True, type=Path, help="the benchmark's folder, official layout")
     p.add_argument("--out", required=True, type=Path, help="run directory (created, or resumed)")
-    p.add_argument("--pred-dir", type=Path, help="score these masks (<video>/<exp_id>/<frame>.png) instead of "
+    p.add_argument("--pred-dir", type=Path, help="score these masks (<video>/<exp_id>/<frame>.png; ReasonVOS: "
+                                                 "<source>_<video>_<obj_id>/<exp_id>/<frame>.png) instead of "
                                                  "running the pipeline")
+    p.add_argument("--include-test-videos", action="store_true",
+                   help="Ref-YouTube-VOS: keep the test-phase videos the valid meta file also lists (by default "
+                        "meta_expressions/test/meta_expressions.json is required and its videos are removed)")
     add_selection_options(p)
     add_config_options(p)
     p.set_defaults(func=cmd_eval)

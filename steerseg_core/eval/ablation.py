@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SteerSegConfig
+from ..datasets import open_benchmark
 from ..errors import InputError
-from .benchmarks import open_benchmark
 from .runner import PredictorFactory, RunDir, RunOptions, run_benchmark
+from .summaries import summarize
 from .tables import METRICS, grid_markdown, headline, pct
 
 N_PROMPTS = (4, 8, 16, 32, 64, 128)
@@ -122,8 +123,12 @@ def reselect(records: Sequence[dict], alpha: float) -> list[dict]:
         tr = r.get("tracklets") or []
         if r.get("status") == "ok" and tr and r.get("J") is not None:
             k = pick_tracklet(tr, alpha)
+            was = r.get("chosen")
             r = {**r, "chosen": k, "J": tr[k]["J"], "F": tr[k]["F"],
                  "JF": None if tr[k]["J"] is None else (tr[k]["J"] + tr[k]["F"]) / 2}
+            if k != was:  # A / R (ReVOS) were scored for the run's pick only
+                r.pop("A", None)
+                r.pop("R", None)
         out.append(r)
     return out
 
@@ -137,14 +142,15 @@ def alpha_sweep(run_dirs: Sequence[Path | str], alphas: Sequence[float],
         meta = run.meta()
         if meta is None:
             raise InputError(f"not a run directory (no run.json): {d}")
-        bench = open_benchmark(meta["benchmark"], data_root or meta["data_root"], meta.get("split"))
+        bench = open_benchmark(meta["benchmark"], data_root or meta["data_root"], meta.get("split"),
+                               **meta.get("options", {}))
         records = list(run.load_records().values())
         if not any(r.get("tracklets") for r in records):
             raise InputError(f"{d}: no per-tracklet scores stored; an α sweep needs runs of the pipeline")
         loaded.append((bench, records))
     rows = []
     for a in alphas:
-        rows.append((float(a), {b.title: b.summarize(reselect(recs, a), None) for b, recs in loaded}))
+        rows.append((float(a), {b.title: summarize(b, reselect(recs, a), None) for b, recs in loaded}))
     return rows
 
 

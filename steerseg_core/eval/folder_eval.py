@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets.masks_io import VOID, read_label_sequence
 from ..errors import InputError
-from .masks_io import VOID, read_label_sequence
 from .metrics import BOUND_TH, frame_scores, statistics
 
 MODES = ("semi-supervised", "unsupervised", "all-frames")

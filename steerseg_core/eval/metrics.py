@@ -13,6 +13,8 @@ Conventions that decide the numbers (all matching the official code):
   the last, bins from ``round(linspace(1, n, 5))``, inclusive ends). The official code casts the bin
   indices to uint8, which wraps for 256+ frames; here they stay int64 so long clips get the
   intended value.
+* ReVOS accuracy A and robustness R (``revos_accuracy_robustness``): the official script's 0/255
+  scaling of predictions is kept on purpose, see there.
 """
 
 from __future__ import annotations
@@ -220,3 +222,25 @@ def statistics(values: np.ndarray) -> Stats:
         last = bins[3][np.isfinite(bins[3])]
         decay = float(first.mean() - last.mean()) if first.size and last.size else float("nan")
     return Stats(mean, recall, decay)
+
+
+def revos_accuracy_robustness(gt: np.ndarray, pred: np.ndarray,
+                              foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame pixel accuracy A and robustness R, computed as ReVOS's official script does.
+
+    gt, pred: (T, H, W) bool; foreground: (T,) the video's foreground pixel counts
+    (``mask_dict_foreground.json``). The script reads predictions as 0/255 and the ground truth as
+    0/1, in uint8 arithmetic, and we keep that so the numbers compare with published ones:
+    A = mean(gt == pred) is the fraction of pixels that are background in *both* (a perfect mask
+    scores 1 − foreground fraction, not 1), and R = max(1 − neg / (pos + 1e-6), 0) with ``neg``
+    the 0/255 predicted values outside the ground truth — each false-positive pixel weighs 255.
+    (The script sums overlapping annotations of one expression, where uint8 wraparound adds 1/255
+    of a false positive per covered overlap pixel; we use their union.)
+    """
+    g = np.asarray(gt, dtype=bool).astype(np.uint8)
+    p = np.where(np.asarray(pred, dtype=bool), 255, 0).astype(np.uint8)
+    acc = (g == p).mean(axis=(1, 2))
+    neg = ((1 - g) * p).sum(axis=(1, 2), dtype=np.int64)
+    pos = np.asarray(foreground, dtype=np.float64)
+    rob = np.maximum(1.0 - neg / (pos + 1e-6), 0.0)
+    return acc, rob

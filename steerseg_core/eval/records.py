@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets import Expression, GroundTruth
 from ..errors import InputError
 from ..types import SegmentationResult
-from .benchmarks import Expression, GroundTruth
 from .correlation import rollout_mask_correlation
 from .metrics import frame_scores
 

@@ -2,7 +2,8 @@
 that counts: every JSON goes through a temp file and ``os.replace``.
 
     run.json                          what was run: benchmark, data root, config, predictor
-    Annotations/<video>/<exp_id>/     the chosen masks, <frame>.png (0/255) — the submission layout
+    Annotations/<key>/                the chosen masks, <frame>.png (0/255) — the submission layout
+                                      (key: <video>/<exp_id>, ReasonVOS <source>_<video>_<obj_id>/<exp_id>)
     expressions/<key>.json            one record per finished expression (written last)
     summary.json, summary.md          the paper's table for the records present
 """
@@ -19,9 +20,9 @@ from urllib.parse import quote
 import numpy as np
 
 from ..config import SteerSegConfig
+from ..datasets import Benchmark, Expression
+from ..datasets.masks_io import atomic_write_bytes
 from ..errors import InputError
-from .benchmarks import Benchmark, Expression
-from .masks_io import atomic_write_bytes
 
 
 def _clean(obj: Any) -> Any:
@@ -58,7 +59,7 @@ class RunDir:
         return self.records_dir / f"{quote(key, safe='')}.json"
 
     def mask_dir(self, expr: Expression) -> Path:
-        return self.masks_dir / expr.video / expr.exp_id
+        return self.masks_dir / expr.key
 
     def load_records(self) -> dict[str, dict]:
         """Every complete record by key (unreadable files — never produced by a clean write — are
@@ -124,6 +125,8 @@ def init_run_dir(run: RunDir, bench: Benchmark, config: SteerSegConfig | None, p
     """Create ``run.json`` or check that an existing run is the same benchmark and configuration."""
     meta = {"benchmark": bench.name, "split": bench.split, "data_root": str(bench.root),
             "config": config.to_dict() if config is not None else {}, "predictor": predictor}
+    if bench.options:
+        meta["options"] = dict(bench.options)
     old = run.meta()
     if old is None:
         run.root.mkdir(parents=True, exist_ok=True)

@@ -24,12 +24,14 @@ import numpy as np
 from PIL import Image
 
 from ..config import SteerSegConfig
+from ..datasets import Benchmark, Expression, open_benchmark
+from ..datasets.masks_io import atomic_write_bytes, read_binary_masks, write_binary_masks
 from ..errors import InputError
 from ..types import Clip, SegmentationResult
-from .benchmarks import Benchmark, Expression, open_benchmark, write_submission_zip
-from .masks_io import atomic_write_bytes, read_binary_masks, write_binary_masks
 from .records import build_record, error_record
 from .rundir import RunDir, config_differences, init_run_dir, now, write_json
+from .submission import write_submission_zip
+from .summaries import extra_scores, summarize
 from .tables import summary_markdown
 
 __all__ = ["Predictor", "PredictorFactory", "RunDir", "RunOptions", "load_predictor_factory", "merge_runs",
@@ -228,9 +230,13 @@ def run_benchmark(bench: Benchmark, out: Path | str, config: SteerSegConfig | No
                                      f"{(clip.num_frames, clip.height, clip.width)}")
                 write_binary_masks(run.mask_dir(expr), expr.frames, masks)
                 record = build_record(expr, expr.frames, masks, gt, result)
+                record.update(extra_scores(bench, expr, expr.frames, masks, gt))
             except Exception as err:  # one bad expression must not end a long run
                 shutil.rmtree(run.mask_dir(expr), ignore_errors=True)  # its masks count as empty
                 record = error_record(expr, expr.frames, gt, err)
+                if gt is not None:  # scored as the empty masks it counts as
+                    empty = np.zeros((len(expr.frames), *gt.masks.shape[1:]), dtype=bool)
+                    record.update(extra_scores(bench, expr, expr.frames, empty, gt))
             record["seconds"] = time.monotonic() - t0
             record["shard"] = f"{shard[0]}/{shard[1]}"
             record["finished"] = now()
@@ -241,7 +247,10 @@ def run_benchmark(bench: Benchmark, out: Path | str, config: SteerSegConfig | No
 
 def score_mask_folder(bench: Benchmark, pred_dir: Path | str, out: Path | str,
                       options: RunOptions | None = None) -> dict:
-    """Score masks already on disk (``<video>/<exp_id>/<frame>.png``) with the benchmark's protocol."""
+    """Score masks already on disk (``<key>/<frame>.png``, key = ``<video>/<exp_id>`` or the
+    benchmark's own layout, e.g. ReasonVOS ``<source>_<video>_<obj_id>/<exp_id>``) with the
+    benchmark's protocol. Missing files are scored as empty; an expression without a folder is
+    marked ``prediction_missing`` (ReasonVOS reports the official number without those too)."""
     opts = options or RunOptions()
     if not bench.has_gt:
         raise InputError(f"{bench.title} {bench.split} has no public ground truth to score against")
@@ -253,13 +262,15 @@ def score_mask_folder(bench: Benchmark, pred_dir: Path | str, out: Path | str,
     for expr in selected:
         t0 = time.monotonic()
         gt = bench.load_gt(expr)
-        folder = Path(pred_dir) / expr.video / expr.exp_id
+        folder = Path(pred_dir) / expr.key
         masks, missing = read_binary_masks(folder, expr.frames, gt.masks.shape[1:])
         missing_total += len(missing)
         if Path(pred_dir).resolve() != run.masks_dir.resolve():
             write_binary_masks(run.mask_dir(expr), expr.frames, masks)
         record = build_record(expr, expr.frames, masks, gt)
+        record.update(extra_scores(bench, expr, expr.frames, masks, gt))
         record["missing_masks"] = len(missing)
+        record["prediction_missing"] = not folder.is_dir()
         run.write_record(record)
         progress.update(record, time.monotonic() - t0)
     notes = [f"{missing_total} mask files missing, scored as empty"] if missing_total else []
@@ -273,7 +284,7 @@ def write_summary(bench: Benchmark, run: RunDir, selected: Sequence[Expression],
     records = run.load_records()
     keys = {e.key for e in selected}
     recs = [records[k] for k in (e.key for e in selected) if k in records]
-    summary = bench.summarize(recs, run.root)
+    summary = summarize(bench, recs, run.root)
     meta = run.meta() or {}
     summary["config"] = meta.get("config") or (config.to_dict() if config else None)
     summary["predictor"] = meta.get("predictor")
@@ -312,7 +323,8 @@ def merge_runs(out: Path | str, sources: Sequence[Path | str], data_root: Path |
             diffs.append("predictor")
         if diffs:
             raise InputError(f"{s} differs from {metas[0][0]} in: {', '.join(diffs)}")
-    bench = open_benchmark(first["benchmark"], data_root or first["data_root"], first.get("split"))
+    bench = open_benchmark(first["benchmark"], data_root or first["data_root"], first.get("split"),
+                           **first.get("options", {}))
     if out_run.meta() is None:
         out_run.root.mkdir(parents=True, exist_ok=True)
         write_json(out_run.root / "run.json", {**first, "merged_from": [str(s) for s, _ in metas]})

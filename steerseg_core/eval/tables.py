@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 METRICS = ("J&F", "J", "F")
+EXTRA_METRICS = ("A", "R")  # ReVOS accuracy and robustness, averaged like J and F where records have them
 
 
 def _finite(values: Iterable[Any]) -> list[float]:
@@ -35,13 +36,23 @@ def score_records(records: Sequence[dict], keep: Callable[[dict], bool] | None =
     js, fs = _finite(r["J"] for r in rows), _finite(r["F"] for r in rows)
     j = float(np.mean(js)) if js else float("nan")
     f = float(np.mean(fs)) if fs else float("nan")
-    return {"J&F": (j + f) / 2, "J": j, "F": f, "n": len(rows)}
+    out = {"J&F": (j + f) / 2, "J": j, "F": f, "n": len(rows)}
+    for m in EXTRA_METRICS:
+        vals = _finite(r.get(m) for r in rows)
+        if vals:
+            out[m] = float(np.mean(vals))
+    return out
 
 
 def mean_of_groups(groups: Sequence[dict]) -> dict:
+    """Unweighted mean of the groups' J, F (and A, R where every group has them)."""
     j = float(np.mean([g["J"] for g in groups]))
     f = float(np.mean([g["F"] for g in groups]))
-    return {"J&F": (j + f) / 2, "J": j, "F": f, "n": int(sum(g["n"] for g in groups))}
+    out = {"J&F": (j + f) / 2, "J": j, "F": f, "n": int(sum(g["n"] for g in groups))}
+    for m in EXTRA_METRICS:
+        if all(m in g for g in groups):
+            out[m] = float(np.mean([g[m] for g in groups]))
+    return out
 
 
 def correlation_summary(records: Sequence[dict]) -> dict:
@@ -96,15 +107,16 @@ def summary_markdown(summary: dict, label: str | None = None) -> str:
     label = label or summary.get("label") or method_label(summary.get("config"))
     shown = summary.get("table")
     groups = [g for g in summary.get("groups", []) if not shown or g["name"] in shown]
-    lines = [f"## {summary.get('title', summary.get('benchmark'))} ({summary.get('split', '')})", ""]
+    metrics = METRICS + tuple(m for m in EXTRA_METRICS if groups and all(m in g for g in groups))
+    lines = [f"## {summary.get('title', summary.get('benchmark'))} ({summary.get('split', '')} split)", ""]
     if not groups:
         lines.append("No ground truth: " + "; ".join(summary.get("notes", [])))
     else:
         multi = len(groups) > 1
-        head = ["Method"] + [f"{g['label'] + ' ' if multi and g['label'] else ''}{m}" for g in groups for m in METRICS]
+        head = ["Method"] + [f"{g['label'] + ' ' if multi and g['label'] else ''}{m}" for g in groups for m in metrics]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
-        lines.append("| " + " | ".join([label] + [pct(g[m]) for g in groups for m in METRICS]) + " |")
+        lines.append("| " + " | ".join([label] + [pct(g[m]) for g in groups for m in metrics]) + " |")
         lines.append("")
         lines.append("Scored per group: " + ", ".join(f"{g['label'] or g['name']} {pct(g['J&F'])} (n={g['n']})"
                                                      for g in summary.get("groups", [])))
@@ -165,6 +177,8 @@ def main_table_markdown(summaries: Sequence[dict], label: str | None = None) -> 
         shown = [g for g in s.get("groups", []) if not s.get("table") or g["name"] in s["table"]]
         for g in shown:
             name = s.get("title", s.get("benchmark"))
+            if s.get("show_split"):
+                name += f" {s.get('split', '')}"
             if len(shown) > 1:
                 name += f" {g['label']}"
             for m in METRICS:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..datasets.meta import read_meta
 from ..errors import InputError
 from ..video import sample_indices
 
@@ -161,43 +162,28 @@ def _obj_id(value) -> int | None:
 
 
 def parse_meta_expressions(path: str | Path) -> dict[str, dict]:
-    """Benchmark-layout ``meta_expressions.json`` → {vid: {"frames": [...], "expressions":
-    [(exp_id, text, obj_id | None), ...]}} in file order. Text is stripped, never dropped here."""
-    data = _read_json(Path(path))
-    videos = data.get("videos")
-    if not isinstance(videos, dict):
-        raise InputError(f"'{Path(path).name}' has no 'videos' object (Ref-YouTube-VOS layout expected)")
+    """Benchmark-layout ``meta_expressions.json`` (read by ``datasets.meta``) → {vid: {"frames":
+    [...], "expressions": [(exp_id, text, obj_id | None), ...]}}. Text is stripped, never dropped
+    here; a structurally broken entry is an InputError naming the video."""
     out: dict[str, dict] = {}
-    for vid, entry in videos.items():
-        entry = entry if isinstance(entry, dict) else {}
-        exps = entry.get("expressions") or {}
-        items = []
-        if isinstance(exps, dict):
-            for exp_id, e in exps.items():
-                e = e if isinstance(e, dict) else {"exp": e}
-                text = e.get("exp")
-                items.append((str(exp_id), str(text).strip() if isinstance(text, str) else "",
-                              _obj_id(e.get("obj_id"))))
-        frames = [str(f) for f in (entry.get("frames") or [])]
-        out[str(vid)] = {"frames": frames, "expressions": items}
+    for vid, v in read_meta(path).items():
+        items = [(e.exp_id, e.text.strip() if e.text else "", _obj_id(e.obj_ids[0] if len(e.obj_ids) == 1 else None))
+                 for e in v.expressions]
+        out[vid] = {"frames": list(v.frames or []), "expressions": items}
     return out
 
 
 def parse_object_expressions(path: str | Path) -> dict[str, dict[int, dict]]:
-    """The authors' object-level file (``meta_expressions_<split>.json``) → {vid: {obj_id:
-    {"category", "expressions", "frames"}}} with object ids as ints, in file order."""
-    data = _read_json(Path(path))
-    videos = data.get("videos")
-    if not isinstance(videos, dict):
-        raise InputError(f"'{Path(path).name}' has no 'videos' object")
+    """The authors' object-level file (``meta_expressions_<split>.json``, read by
+    ``datasets.meta``) → {vid: {obj_id: {"category", "expressions"}}} with object ids as ints, in
+    object order."""
     out: dict[str, dict[int, dict]] = {}
-    for vid, entry in videos.items():
-        objects = (entry or {}).get("objects") or {}
-        out[str(vid)] = {}
-        for oid, obj in objects.items():
-            out[str(vid)][int(oid)] = {"category": obj.get("category"),
-                                       "expressions": list(obj.get("expressions") or []),
-                                       "frames": [str(f) for f in obj.get("frames") or []]}
+    for vid, v in read_meta(path).items():
+        objects: dict[int, dict] = {}
+        for e in v.expressions:
+            obj = objects.setdefault(int(e.obj_ids[0]), {"category": e.fields.get("category"), "expressions": []})
+            obj["expressions"].append(e.text or "")
+        out[vid] = objects
     return out
 
 

@@ -1,21 +1,17 @@
-"""What every benchmark reader provides: its expressions, where their frames are, their ground
-truth, and how per-expression results become the paper's numbers.
-
-Readers parse each dataset's *official* layout; the runner only sees ``Expression``,
-``GroundTruth`` and ``summarize``.
+"""What every benchmark reader provides: its expressions, where their frames are and their ground
+truth. Readers parse each dataset's *official* layout; how results become the paper's numbers is
+evaluation (``steerseg_core.eval.summaries``), not reading.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from ...errors import InputError
+from ..errors import InputError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
@@ -25,7 +21,10 @@ class Expression:
     """One referring expression of a video: the unit the runner segments and scores.
 
     frames: the frame stems the model sees, in order. group: the benchmark's split of expressions
-    (ReVOS: referring / reasoning / no-target; Ref-DAVIS17: the annotator run).
+    (ReVOS: referring / reasoning / no-target; Ref-DAVIS17: the annotator run). out_dir: where its
+    predictions go inside a submission / run folder when that is not ``<video>/<exp_id>``
+    (ReasonVOS: ``<source>_<video>_<obj_id>/<exp_id>``); it is also the expression's key, unique
+    within a benchmark.
     """
 
     benchmark: str
@@ -36,10 +35,11 @@ class Expression:
     obj_ids: tuple[str, ...] = ()
     anno_ids: tuple[str, ...] = ()
     group: str = ""
+    out_dir: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.video}/{self.exp_id}"
+        return self.out_dir or f"{self.video}/{self.exp_id}"
 
 
 @dataclass(frozen=True)
@@ -48,21 +48,6 @@ class GroundTruth:
 
     frames: tuple[str, ...]
     masks: np.ndarray
-
-
-def load_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError as err:
-        raise InputError(f"file not found: {path}") from err
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from err
-
-
-def sorted_ids(keys: Any) -> list[str]:
-    """Expression ids in numeric order where they are numbers ("0", "1", ..., "10")."""
-    return sorted(keys, key=lambda k: (0, int(k), "") if str(k).isdigit() else (1, 0, str(k)))
 
 
 def list_frames(folder: Path) -> tuple[str, ...]:
@@ -88,6 +73,8 @@ class Benchmark:
     protocol = "all-frames"
     # Folder prefix inside a server submission zip (Ref-YouTube-VOS wants Annotations/).
     submission_prefix = "Annotations/"
+    # Reader options a run must reopen the benchmark with (stored in run.json).
+    options: dict = {}
 
     def __init__(self, root: Path | str, split: str | None = None) -> None:
         self.root = Path(root)
@@ -113,7 +100,13 @@ class Benchmark:
     # --- shared -------------------------------------------------------------------------------
     def expressions(self) -> list[Expression]:
         if self._expressions is None:
-            self._expressions = self._read()
+            exprs = self._read()
+            seen: set[str] = set()
+            for e in exprs:
+                if e.key in seen:
+                    raise InputError(f"{self.title}: two expressions share the key {e.key}")
+                seen.add(e.key)
+            self._expressions = exprs
         return self._expressions
 
     def image_paths(self, expr: Expression) -> list[Path]:
@@ -124,15 +117,9 @@ class Benchmark:
         with Image.open(self.image_paths(expr)[0]) as im:
             return im.height, im.width
 
-    def summarize(self, records: list[dict], run_dir: Path | None = None) -> dict:
-        """Paper numbers from per-expression records (see ``steerseg_core.eval.tables``)."""
-        from ..tables import correlation_summary, summarize_groups
-
-        if not self.has_gt:
-            return {**self.describe(), "groups": [], "headline": None, "correlation": correlation_summary(records),
-                    "notes": ["ground truth withheld: upload submission.zip to the benchmark's server"]}
-        return summarize_groups(self, records, [("overall", "", None)])
-
     def describe(self) -> dict:
-        return {"benchmark": self.name, "title": self.title, "split": self.split, "root": str(self.root),
-                "protocol": self.protocol}
+        out = {"benchmark": self.name, "title": self.title, "split": self.split, "root": str(self.root),
+               "protocol": self.protocol}
+        if self.options:
+            out["options"] = dict(self.options)
+        return out

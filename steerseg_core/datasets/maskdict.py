@@ -3,11 +3,12 @@ and frame), ground truth of an expression = union of its ``anno_id`` masks, scor
 (mean over frames, then over expressions) as their official scripts do.
 
 MeViS layout: ``<root>/<split>/{JPEGImages/<video>/, meta_expressions.json, mask_dict.json}``
-(``valid_u`` has masks; ``valid`` does not — its answers go to the server).
-ReVOS layout: ``<root>/{JPEGImages/<video>/, meta_expressions_valid_.json, mask_dict.json}``;
-``type_id`` 0 = referring, 1 = reasoning, 2 = no target. The table reports referring, reasoning
-and overall = the mean of those two (as ReVOS's official script); no-target expressions are run
-but not in J/F.
+(``valid_u`` has masks and is what we score locally; ``valid`` does not — its answers go to the
+server, and the paper's MeViS number is on that server split).
+ReVOS layout: ``<root>/{JPEGImages/<video>/, meta_expressions_valid_.json, mask_dict.json,
+mask_dict_foreground.json}``; ``type_id`` 0 = referring, 1 = reasoning, 2 = no target.
+``mask_dict_foreground.json`` is ``{video: {"masks_rle": [RLE or [RLE, ...] per frame]}}``: every
+annotated object of the video, the denominator of the robustness score R (``eval.summaries``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError
+from ..errors import InputError
 from ..rle import rle_decode
-from .base import Benchmark, Expression, GroundTruth, load_json, sorted_ids
+from .base import Benchmark, Expression, GroundTruth
+from .meta import read_json, read_meta
 
 
 class MaskDictBenchmark(Benchmark):
@@ -42,29 +44,24 @@ class MaskDictBenchmark(Benchmark):
     def frames_dir(self, video: str) -> Path:
         return self._images / video
 
-    def _group(self, exp: dict) -> str:
+    def _group(self, fields: dict) -> str:
         return ""
 
     def _read(self) -> list[Expression]:
-        videos = load_json(self._meta).get("videos", {})
+        videos = read_meta(self._meta)
         out = []
-        for video in sorted(videos):
-            info = videos[video]
-            frames = tuple(str(f) for f in info.get("frames", []))
-            for exp_id in sorted_ids(info.get("expressions", {})):
-                e = info["expressions"][exp_id]
-                text = e.get("exp") or e.get("exp_text") or ""
-                as_list = lambda v: tuple(str(x) for x in (v if isinstance(v, list) else [v])) if v is not None else ()  # noqa: E731
-                out.append(Expression(self.name, video, str(exp_id), " ".join(str(text).split()), frames,
-                                      obj_ids=as_list(e.get("obj_id")), anno_ids=as_list(e.get("anno_id")),
-                                      group=self._group(e)))
+        for name in sorted(videos):
+            v = videos[name]
+            for e in v.expressions:
+                out.append(Expression(self.name, name, e.exp_id, e.clean_text, v.frames or (),
+                                      obj_ids=e.obj_ids, anno_ids=e.anno_ids, group=self._group(e.fields)))
         return out
 
     def mask_dict(self) -> dict:
         if self._mask_dict is None:
             if not self.has_gt:
                 raise InputError(f"{self.title} {self.split}: no mask_dict.json (ground truth is withheld)")
-            self._mask_dict = load_json(self._mask_dict_path)
+            self._mask_dict = read_json(self._mask_dict_path)
         return self._mask_dict
 
     def load_gt(self, expr: Expression) -> GroundTruth | None:
@@ -113,6 +110,7 @@ class ReVOS(MaskDictBenchmark):
     name = "revos"
     title = "ReVOS"
     splits = ("valid", "train")
+    _foreground: dict | None = None  # mask_dict_foreground.json, read on first use
 
     def _paths(self) -> tuple[Path, Path, Path]:
         meta = self.root / f"meta_expressions_{self.split}_.json"
@@ -120,21 +118,30 @@ class ReVOS(MaskDictBenchmark):
             meta = self.root / f"meta_expressions_{self.split}.json"
         return meta, self.root / "mask_dict.json", self.root / "JPEGImages"
 
-    def _group(self, exp: dict) -> str:
-        t = exp.get("type_id")
+    def _group(self, fields: dict) -> str:
+        t = fields.get("type_id")
         return REVOS_TYPES.get(int(t), str(t)) if t is not None else "referring"
 
-    def summarize(self, records: list[dict], run_dir: Path | None = None) -> dict:
-        from ..tables import mean_of_groups, summarize_groups
+    @property
+    def foreground_path(self) -> Path:
+        return self.root / "mask_dict_foreground.json"
 
-        out = summarize_groups(self, records, [
-            ("referring", "Referring", lambda r: r.get("group") == "referring"),
-            ("reasoning", "Reasoning", lambda r: r.get("group") == "reasoning"),
-        ])
-        parts = [g for g in out["groups"] if g["n"]]
-        overall = mean_of_groups(parts) if parts else {"J&F": float("nan"), "J": float("nan"),
-                                                        "F": float("nan"), "n": 0}
-        out["groups"].append({"name": "overall", "label": "Overall", **overall})
-        out["headline"] = "overall"
-        out["notes"].append("overall = mean of referring and reasoning (ReVOS official script)")
-        return out
+    def load_foreground_counts(self, expr: Expression) -> np.ndarray:
+        """Per frame of ``expr``, the video's foreground pixel count as the official script counts
+        it: each frame's RLEs decoded and summed, so pixels of overlapping objects count twice."""
+        if self._foreground is None:
+            if not self.foreground_path.is_file():
+                raise InputError(f"ReVOS: {self.foreground_path} not found (needed for the robustness score R)")
+            self._foreground = read_json(self.foreground_path)
+        entry = self._foreground.get(expr.video)
+        if not isinstance(entry, dict) or not isinstance(entry.get("masks_rle"), list):
+            raise InputError(f"ReVOS: video {expr.video} has no 'masks_rle' in {self.foreground_path.name}")
+        rles = entry["masks_rle"]
+        if len(rles) < len(expr.frames):
+            raise InputError(f"ReVOS: {self.foreground_path.name} has {len(rles)} frames of {expr.video}, "
+                             f"the video has {len(expr.frames)}")
+        counts = np.zeros(len(expr.frames), dtype=np.int64)
+        for t in range(len(expr.frames)):
+            parts = rles[t] if isinstance(rles[t], list) else [rles[t]]
+            counts[t] = sum(int(rle_decode(r).sum()) for r in parts if r)
+        return counts
