@@ -213,3 +213,69 @@ def test_every_transformers_load_refuses_remote_code():
         for chunk in text.split(".from_pretrained(")[1:]:
             call = chunk[: chunk.find(")") + 1]
             assert "trust_remote_code=False" in call, (path, call)
+
+
+# --------------------------------------------------------------------------- 3. raw HTTP, every event
+
+def _call_by_index(url: str, fn_index: int, data: list, timeout: float = 60.0) -> str:
+    """Call one event of a launched app the way a raw HTTP client can (queue join by fn_index, no
+    page, no gradio_client); the text of every message the server sent back."""
+    import uuid
+
+    import httpx
+
+    session = uuid.uuid4().hex
+    joined = httpx.post(f"{url}gradio_api/queue/join", timeout=30,
+                        json={"data": data, "fn_index": fn_index, "session_hash": session, "trigger_id": None})
+    if joined.status_code >= 400:
+        return joined.text
+    out = []
+    with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session},
+                      timeout=timeout) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                out.append(line)
+                if '"process_completed"' in line or '"close_stream"' in line:
+                    break
+    return "\n".join(out)
+
+
+def test_every_event_called_by_index_over_raw_http_on_a_space(space, tmp_path):
+    """A Space with a password: every event of the app — named, private or hidden — is called by
+    index with empty inputs. None may write study data or training files, and no reply may carry a
+    server path."""
+    import app
+
+    space.setenv("STEERSEG_ANNOTATE_PASSWORD", PASSWORD)
+    root = tmp_path / "server-secret-root"
+    db = root / "a.db"
+    sid = _study(db, n=2)
+    ctx = AppContext(config=SteerSegConfig(), db_path=db, checkpoints_dir=root / "ckpt", runs_dir=root / "runs",
+                     cache_dir=root / "cache")
+    (root / "runs").mkdir()
+    demo = app.create_app(ctx)
+    app.configure_queue(demo, ctx)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                            ssr_mode=False, show_error=False)
+    try:
+        called, replies = 0, []
+        for index, fn in demo.fns.items():
+            if fn.fn is None or fn.api_name in ("segment", "apply_clicks"):  # model events: tested elsewhere
+                continue
+            inputs = []
+            for block in fn.inputs:  # a name in text boxes, a listed choice in drop-downs, else nothing
+                name = type(block).__name__
+                choices = [c[1] if isinstance(c, (list, tuple)) else c for c in (getattr(block, "choices", None) or [])]
+                inputs.append("mallory" if name == "Textbox" else (choices[0] if choices else None)
+                              if name == "Dropdown" else None)
+            reply = _call_by_index(url, index, inputs)
+            replies.append(reply)
+            called += 1
+            assert str(root) not in reply and str(tmp_path) not in reply, (fn.name, reply[:500])
+        assert called >= 15
+        assert sum("disabled on this public Space" in r for r in replies) >= 4  # start, stop, resume, demo
+        assert sum("annotation password" in r for r in replies) >= 8  # open, nav, stats, export, ...
+    finally:
+        demo.close()
+    assert store.get_cursor(db, sid, "mallory") is None and store.get_judgements(db, sid) == []
+    assert sorted(p.name for p in (root / "runs").iterdir()) == []  # no demo data, no run
