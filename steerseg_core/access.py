@@ -16,7 +16,7 @@ import hmac
 from pathlib import Path
 
 from .config import ServiceConfig, service_from_env
-from .errors import InputError
+from .errors import InputError, redact_paths
 from .files import has_tiny_marker
 
 # The SAM2 sizes a caller may always pick (weights named by size, fetched by the server itself).
@@ -93,5 +93,5 @@ def check_model_choice(kind: str, value: str, configured: str | None,
         return value
     shown = [Path(a).name if Path(a).expanduser().exists() else a for a in allowed]
     env = "STEERSEG_ALLOWED_BACKBONES" if kind == "backbone" else "STEERSEG_ALLOWED_SAM2"
-    raise AccessError(f"{kind} {Path(value).name!r} is not offered on this Space; choose one of: "
+    raise AccessError(f"{kind} {redact_paths(value)[:100]!r} is not offered on this Space; choose one of: "
                       f"{', '.join(shown)} (the server's {env} sets the list)")

@@ -28,7 +28,7 @@ from .context import AppContext
 from .gpu import gpu_task
 
 SEED_INIT = "seed-initialised (untrained)"
-SAM2_SIZES = ["tiny", "small", "base+", "large"]
+SAM2_SIZES = list(access.SAM2_SIZES)
 # Overall progress bar share of each stage; the SAM2 stage reports one fraction across its
 # sub-steps (encoding frames, keyframe masks, tracking/propagating candidates).
 STAGE_SPAN = {"CoT": (0.0, 0.15), "frame rollout": (0.15, 0.45), "video rollout": (0.45, 0.55),
