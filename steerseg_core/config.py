@@ -39,13 +39,16 @@ class LimitsConfig:
     max_waiting_jobs: int = 16
     max_gif_bytes: int = 8 * 1024 * 1024
     max_gif_frames: int = 2000
+    # Memory the decoded frames of one clip may take (T × H × W × 3 bytes after resizing), checked
+    # from the header before a frame is decoded: a tiny GIF can declare 1,000 frames of 2000².
+    max_decoded_mb: float = 4096.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LimitsConfig:
         """Defaults, overridden by ``STEERSEG_MAX_UPLOAD_MB``, ``STEERSEG_MAX_SECONDS``,
         ``STEERSEG_MAX_FRAMES``, ``STEERSEG_MAX_PIXELS``, ``STEERSEG_MAX_EXPRESSION_CHARS``,
-        ``STEERSEG_MAX_CONCURRENT_JOBS``, ``STEERSEG_MAX_WAITING_JOBS``, ``STEERSEG_MAX_GIF_BYTES``
-        and ``STEERSEG_MAX_GIF_FRAMES`` where set. A value that is not a positive number is an
+        ``STEERSEG_MAX_CONCURRENT_JOBS``, ``STEERSEG_MAX_WAITING_JOBS``, ``STEERSEG_MAX_GIF_BYTES``,
+        ``STEERSEG_MAX_GIF_FRAMES`` and ``STEERSEG_MAX_DECODED_MB`` where set. A value that is not a positive number is an
         ``InputError`` naming the variable."""
         from .errors import InputError
 
@@ -202,6 +205,10 @@ class ServiceConfig:
     max_cached_models: int = 1
     # HF_HUB_OFFLINE=1: the hub is not asked (messages say so).
     hub_offline: bool = False
+    # STEERSEG_ALLOWED_BACKBONES / STEERSEG_ALLOWED_SAM2 (comma-separated): on a Space, the model
+    # choices a caller may make; empty = the defaults (see ``steerseg_core.access``).
+    allowed_backbones: tuple[str, ...] = ()
+    allowed_sam2: tuple[str, ...] = ()
 
     @property
     def on_space(self) -> bool:
@@ -214,7 +221,8 @@ class ServiceConfig:
 
 def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
     """``ServiceConfig`` from SPACE_ID, STEERSEG_ALLOW_TRAINING, STEERSEG_ANNOTATE_PASSWORD,
-    STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS and HF_HUB_OFFLINE."""
+    STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS, HF_HUB_OFFLINE, STEERSEG_ALLOWED_BACKBONES
+    and STEERSEG_ALLOWED_SAM2."""
     from .errors import InputError
 
     env = os.environ if env is None else env
@@ -231,6 +239,9 @@ def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
             raise InputError(f"{name} must be at least 1, got {text!r}")
         return value
 
+    def names(name: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(x.strip() for x in (env.get(name) or "").split(",") if x.strip()))
+
     return ServiceConfig(
         space_id=(env.get("SPACE_ID") or "").strip() or None,
         allow_training=(env.get("STEERSEG_ALLOW_TRAINING") or "").strip() == "1",
@@ -238,6 +249,8 @@ def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
         gpu_duration=positive_int("STEERSEG_GPU_DURATION", 180),
         max_cached_models=positive_int("STEERSEG_MAX_CACHED_MODELS", 1),
         hub_offline=(env.get("HF_HUB_OFFLINE") or "").strip() == "1",
+        allowed_backbones=names("STEERSEG_ALLOWED_BACKBONES"),
+        allowed_sam2=names("STEERSEG_ALLOWED_SAM2"),
     )
 
 
@@ -293,10 +306,14 @@ def parse_layer_range(text: str) -> tuple[int, int]:
 
 
 def resolve_layers(layers: tuple[int, int] | None, num_layers: int) -> tuple[int, int]:
-    """Validate a configured (first, last) inclusive layer range against the model depth."""
+    """Validate a configured (first, last) inclusive layer range against the model depth; a range
+    outside it is an ``InputError`` (shown as a message by the CLI and the app)."""
+    from .errors import InputError
+
     if layers is None:
         return default_layer_range(num_layers)
     lo, hi = int(layers[0]), int(layers[1])
     if not (0 <= lo <= hi < num_layers):
-        raise ValueError(f"rollout layers {lo}..{hi} are outside the model's 0..{num_layers - 1}")
+        raise InputError(f"rollout layers {lo}-{hi} are outside the model's layers 0-{num_layers - 1} "
+                         f"(--layers / 'rollout layers'; empty = the paper's range)")
     return lo, hi

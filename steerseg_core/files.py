@@ -85,3 +85,16 @@ def safe_name(name: str, fallback: str) -> str:
     stem = re.split(r"[\\/]", str(name))[-1].strip()
     stem = re.sub(r"[^\w.\-]", "_", stem).lstrip(".")
     return stem[:200] if stem else fallback
+
+
+# Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"): = + - @, and
+# tab / carriage return, which some programs skip before looking for one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell for a CSV file that a spreadsheet opens as text, never as a formula: a cell
+    starting with = + - @ tab or CR gets a leading single quote (OWASP's advice). Only for text
+    cells — numbers are written as numbers."""
+    text = str(text)
+    return "'" + text if text.startswith(_FORMULA_START) else text

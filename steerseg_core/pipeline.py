@@ -189,8 +189,16 @@ class SteerSeg:
                                   chosen=select_best(tracklets), config=self.config.to_dict(),
                                   timings=all_timings, tiny_models=self._tiny)
 
+    def check_models(self) -> None:
+        """Refuse a SAM2 spec that cannot name a model before any model work starts (otherwise the
+        whole grounding stage runs first and its minutes are lost)."""
+        from .segment.build_sam import check_sam2_spec
+
+        check_sam2_spec(self.config.segment.sam2)
+
     def run(self, clip: Clip, expression: str, progress: Progress | None = None) -> SegmentationResult:
         t0 = time.perf_counter()
+        self.check_models()
         grounding = self.ground(clip, expression, progress)
         tracklets, timings = self.segment(clip, grounding, progress)
         result = self.assemble(clip, grounding, tracklets, timings)

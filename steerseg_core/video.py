@@ -32,9 +32,6 @@ VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_FOLDER_FPS = 24.0
 DEFAULT_VIDEO_FPS = 24.0
-# Memory for the decoded frames (T × H × W × 3 bytes, after max_side). LimitsConfig has no field
-# for it yet; a ``max_decoded_mb`` attribute on the limits object overrides this default.
-DEFAULT_MAX_DECODED_MB = 12 * 1024
 # A stream that declares a frame count but decodes to fewer frames is truncated — allowing for
 # frames an MP4 edit list legitimately hides (a few, or up to a tenth of a short clip).
 _MISSING_FRAMES_OK = (3, 0.1)
@@ -124,13 +121,13 @@ def _output_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 
 def _check_memory(num_frames: int, width: int, height: int, limits: LimitsConfig, label: str) -> None:
-    budget_mb = float(getattr(limits, "max_decoded_mb", DEFAULT_MAX_DECODED_MB))
+    budget_mb = float(limits.max_decoded_mb)
     need = num_frames * width * height * 3
     if need > budget_mb * _MB:
         raise VideoError(
             f"decoding {label} would need {_fmt_mb(need)} of memory ({num_frames:,} frames of "
-            f"{width}×{height}); the limit is {budget_mb:,.0f} MB. Use a shorter clip or a smaller "
-            "max_side."
+            f"{width}×{height}); the limit is {budget_mb:,.0f} MB (STEERSEG_MAX_DECODED_MB). Use a "
+            "shorter or smaller clip."
         )
 
 

@@ -88,7 +88,7 @@ def test_password_and_name_are_checked_before_writing(env, monkeypatch):
     with pytest.raises(InputError, match="annotator name"):
         answer(db, st.id, "  ", 0, "True", password="s3cret", cache_dir=cache)
     with pytest.raises(InputError, match="choose a study"):
-        open_study(db, "", "ann", cache_dir=cache)
+        open_study(db, "", "ann", password="s3cret", cache_dir=cache)
     assert store.get_judgements(db, st.id) == []
     assert answer(db, st.id, "ann", 0, "True", password="s3cret", cache_dir=cache).labelled == 1
 
@@ -176,7 +176,9 @@ def test_handlers_render_and_refuse(env, monkeypatch, tmp_path):
     refused = h.answer_true("ann", "nope", str(st.id), 3, "", None)
     assert "wrong or missing annotation password" in refused[11]
     assert len(store.get_judgements(db, st.id)) == 2
-    assert h.open("", str(st.id))[11] == "⚠️ enter your annotator name first"
+    assert h.open("", str(st.id), "pw")[11] == "⚠️ enter your annotator name first"
+    assert "annotation password" in h.open("ann", str(st.id))[11]  # opening needs it too
+    monkeypatch.delenv("STEERSEG_ANNOTATE_PASSWORD")
     # Page load: the browser remembers name and study; the tab reopens where ann stopped.
     restored = h.restore(["ann", str(st.id)])
     assert restored[0] == "ann" and restored[1]["value"] == str(st.id) and restored[2 + 10] == 4

@@ -78,3 +78,16 @@ def test_segment_help():
     for flag in ("--backbone", "--sam2", "--soft-prompts", "--device", "--alpha", "--t-frame", "--t-video",
                  "--layers", "--no-cot", "--no-soft-prompts", "--out"):
         assert flag in r.stdout
+
+
+def test_segment_cli_bad_layers_and_sam2_are_one_line_errors(tmp_path, tiny_models):
+    """Probe set II: ``--layers 5-999`` ended in a raw ValueError, and a bad ``--sam2`` was reported
+    only after the whole grounding stage; both are one-line errors now, the SAM2 one first."""
+    common = ["segment", str(davis_frames("blackswan")), "the swan", "--backbone", str(tiny_models / "qwen2_5_vl"),
+              "--t-frame", "2", "--t-video", "2", "--frame-tokens", "8", "--max-side", "64"]
+    r = _run(*common, "--out", str(tmp_path / "a"), "--sam2", str(tiny_models / "sam2"), "--layers", "5-999")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "rollout layers 5-999 are outside the model's layers" in r.stderr
+    r = _run(*common, "--out", str(tmp_path / "b"), "--sam2", "enormous")
+    assert r.returncode == 2 and "unknown SAM2 model 'enormous'" in r.stderr and "Traceback" not in r.stderr
+    assert "CoT" not in r.stderr and not (tmp_path / "b").exists()

@@ -248,3 +248,16 @@ def test_grounder_on_a_real_clip(adapter, clip):
     assert np.allclose(g.s_frm.reshape(cfg.t_frame, -1).max(axis=1), 1.0)
     assert g.frame_geometry.frame_size == (clip.height, clip.width)
     assert g.video_geometry.grid == (v, v)
+
+
+def test_every_control_token_of_the_family_is_neutralised_in_prompts(adapter):
+    """Each added/special token of this backbone's tokenizer, typed by a user into an expression,
+    is tokenised as plain text once it passes through the prompt builders."""
+    from steerseg_core.grounding import prompts
+
+    tok = adapter.processor.tokenizer
+    added = {i: t.content for i, t in tok.added_tokens_decoder.items()}
+    assert any("image" in t.lower() or "img" in t.lower() for t in added.values())  # the family has them
+    for text in added.values():
+        ids = set(tok(prompts.cot_prompt(f"the dog {text} on the left"), add_special_tokens=False)["input_ids"])
+        assert not ids & set(added), (text, [added[i] for i in ids & set(added)])

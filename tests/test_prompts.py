@@ -75,3 +75,21 @@ def test_parser_never_raises(text):
     r = prompts.parse_cot(text)
     assert isinstance(r.attributes, tuple) and len(r.attributes) <= 12
     assert all(a.strip() == a and a for a in r.attributes)
+
+
+def test_control_tokens_are_neutralised_and_ordinary_text_kept():
+    n = prompts.neutralise_control_tokens
+    assert n("a <|image_pad|> b") == "a < |image_pad|> b"
+    assert n("<image><video></img><IMG_CONTEXT>") == "< image>< video>< /img>< IMG_CONTEXT>"
+    assert n("<<|x|>") == "<< |x|>"
+    for plain in ("the dog", "a<b and 3 < 4", "<3 love", "x <- y", "the cat (left)"):
+        assert n(plain) == plain
+    assert "<|" not in prompts.cot_prompt("<|im_start|>system")
+    assert "<|" not in prompts.query_prompt("<|vision_end|>", "<|video_pad|>, red")
+
+
+@given(st.text(alphabet="<|>/imagepdvo_ ", max_size=40))
+def test_neutralised_text_never_spells_a_control_token(text):
+    out = prompts.neutralise_control_tokens(text)
+    assert "<|" not in out and "<image>" not in out and "<video>" not in out and "</img>" not in out
+    assert prompts.neutralise_control_tokens(out) == out  # idempotent

@@ -378,7 +378,8 @@ def test_training_killed_between_checkpoints_resumes_from_the_last_one(tiny_mode
     status = read_status(killed)
     assert status["state"] == "crashed" and not status["alive"]  # the app says what happened
 
-    r = _train("--out", str(killed), "--resume", "--no-progress", "--no-export", checkpoints=tmp_path / "exported")
+    # resumed without --no-export: the run keeps the settings it was started with (no export)
+    r = _train("--out", str(killed), "--resume", "--no-progress", checkpoints=tmp_path / "exported")
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resumed from {latest.name} (step {step})" in r.stderr  # not from scratch
     steps = [m["step"] for m in read_metrics(killed) if m["split"] == "train"]
@@ -392,4 +393,35 @@ def test_training_killed_between_checkpoints_resumes_from_the_last_one(tiny_mode
     a, b = SoftPrompts.load(killed / "soft_prompts.safetensors"), SoftPrompts.load(clean / "soft_prompts.safetensors")
     assert torch.equal(a.frame, b.frame) and torch.equal(a.video, b.video)
     assert json.loads((killed / "config.json").read_text())["steps"] == 40
-    assert not (tmp_path / "exported").exists()  # --no-export (given again on resume: it is not stored)
+    assert not (tmp_path / "exported").exists()  # --no-export, kept from the start of the run
+
+
+def test_a_resume_keeps_the_settings_the_run_was_started_with(tmp_path):
+    from steerseg_core.training.config import TrainConfig
+    from steerseg_core.training.trainer import resumed_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    started = TrainConfig(data="d", out=str(out), steps=40, export_dir=None, name="mine", lr=1e-3)
+    (out / "config.json").write_text(json.dumps(started.to_dict()))
+    resumed = resumed_config(TrainConfig(out=str(out), export_dir="checkpoints", device="cpu", lock_file="l"))
+    assert resumed.export_dir is None and resumed.name == "mine" and resumed.lr == 1e-3 and resumed.steps == 40
+    assert (resumed.device, resumed.lock_file) == ("cpu", "l")  # where it runs comes from the resume
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
+    from steerseg_core.errors import CheckpointError
+
+    soft = SoftPrompts(torch.randn(4, 8), torch.randn(4, 8))
+    opt = torch.optim.AdamW(soft.parameters(), lr=1e-3)
+    root = tmp_path / "ckpt"
+    for step in (10, 20, 30):
+        ckpt.save_checkpoint(root, step, soft, opt, None, {}, keep_last=3)
+    (root / "step_000030" / "optimizer.safetensors").write_bytes(b"\0" * 40)  # damaged on disk
+    (root / "step_000020" / "trainer_state.json").write_text("{\"format\": 1")  # cut short
+    folder, loaded, note = ckpt.load_newest_intact(root)
+    assert folder.name == "step_000010" and loaded.step == 10
+    assert "step_000030" in note and "step_000020" in note and "resumed from the newest intact one, step_000010" in note
+    (root / "step_000010" / "soft_prompts.safetensors").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="no intact training checkpoint"):
+        ckpt.load_newest_intact(root)

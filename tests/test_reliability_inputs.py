@@ -295,3 +295,167 @@ def test_header_byte_sweep_never_raises_anything_but_a_video_error(sources, tmp_
             assert clip.frames.dtype == np.uint8 and clip.num_frames >= 1
             outcomes["clip"] += 1
     assert outcomes["refused"] > 0
+
+
+# --------------------------------------------------------------------------- probe set II
+
+def test_a_failing_item_in_generate_is_recorded_and_the_batch_goes_on(tmp_path, data_dir):
+    """Model code raising a plain exception (as the processor did on control-token text) marks that
+    item failed with its reason; the other items are generated, and a rerun retries only it."""
+    from steerseg_core.annotation import create_study, generate_attributes, store
+
+    from .test_annotation_helpers import colour_cot, make_reasonvos
+
+    db = tmp_path / "a.db"
+    st = create_study(db, make_reasonvos(tmp_path / "rv"), name="s", n=4, seed=0)
+    bad = store.get_samples(db, st.id)[1]
+    calls: list[str] = []
+
+    def cot(clip, expression):
+        calls.append(expression)
+        if expression == bad.expression:
+            raise ValueError("Mismatch in `image` token count between text and `input_ids`")
+        return colour_cot(clip, expression)
+
+    report = generate_attributes(db, st.id, cot)
+    assert (report.done, report.failed) == (3, 1) and len(calls) == 4
+    assert "ValueError: Mismatch" in report.errors[0] and "item 2" in report.errors[0]
+    samples = store.get_samples(db, st.id)
+    assert [s.ready for s in samples] == [True, False, True, True]
+    again = generate_attributes(db, st.id, cot)  # the rerun goes past it again
+    assert (again.done, again.failed, again.already) == (0, 1, 3)
+
+
+def test_exported_csv_cells_are_never_formulas(tmp_path):
+    import csv
+
+    from steerseg_core.annotation import store
+    from steerseg_core.annotation.export import export_study
+    from steerseg_core.files import spreadsheet_safe
+
+    from .test_annotation_store import _study
+
+    db = tmp_path / "a.db"
+    sid = _study(db, n=2)
+    hostile = ["=HYPERLINK(\"http://x\")", "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+    for i, text in enumerate(hostile[:2]):
+        store.record_judgement(db, sid, i, f"=cmd|' /C calc'!A{i}", "True", text)
+    paths = export_study(db, sid, tmp_path / "out", chart=False)
+    for kind in ("judgements_csv", "stats_csv"):
+        with paths[kind].open(newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                for cell in row:
+                    assert not cell.startswith(("=", "+", "@", "\t", "\r")), (kind, cell)
+                    assert not (cell.startswith("-") and not _is_number(cell)), (kind, cell)
+    for text in hostile:
+        assert spreadsheet_safe(text) == "'" + text
+    assert spreadsheet_safe("plain note") == "plain note"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_an_over_long_note_is_refused_not_cut(tmp_path):
+    from steerseg_core.annotation import flow, store
+    from steerseg_core.annotation.records import MAX_NOTE_CHARS
+
+    from .test_annotation_store import _study
+
+    db = tmp_path / "a.db"
+    sid = _study(db, n=2)
+    with pytest.raises(InputError, match=f"at most {MAX_NOTE_CHARS:,}.*nothing was saved"):
+        flow.answer(db, sid, "ann", 0, "True", note="x" * 1_000_000, cache_dir=tmp_path / "c")
+    assert store.get_judgements(db, sid) == []
+    view = flow.answer(db, sid, "ann", 0, "True", note="y" * MAX_NOTE_CHARS, cache_dir=tmp_path / "c")
+    assert "saved True" in view.message
+    assert store.get_judgements(db, sid)[0].note == "y" * MAX_NOTE_CHARS  # what was said saved, all of it
+
+
+def test_layer_range_beyond_the_model_is_a_message(tiny_models, tmp_path, capsys):
+    from steerseg_core.config import GroundingConfig, resolve_layers
+    from steerseg_core.grounding.grounder import Grounder
+    from steerseg_core.grounding.lvlm import load_adapter
+
+    with pytest.raises(InputError, match="outside the model's layers 0-3"):
+        resolve_layers((5, 999), 4)
+    adapter = load_adapter(str(tiny_models / "qwen2_5_vl"))
+    with pytest.raises(InputError, match="rollout layers 5-999"):
+        Grounder(adapter, GroundingConfig(backbone=adapter.name, layers=(5, 999)))
+
+
+def test_soft_prompts_with_zero_rows_are_refused(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from steerseg_core.grounding.soft_prompts import SoftPrompts
+
+    path = tmp_path / "empty.safetensors"
+    save_file({"frame": torch.zeros(0, 16), "video": torch.zeros(0, 16)}, str(path))
+    with pytest.raises(CheckpointError, match="at least one row"):
+        SoftPrompts.load(path)
+
+
+def test_trainer_state_without_step_is_a_checkpoint_error(tmp_path):
+    import json
+
+    import torch
+
+    from steerseg_core.grounding.soft_prompts import SoftPrompts
+    from steerseg_core.training import checkpoint as ckpt
+
+    soft = SoftPrompts(torch.randn(4, 8), torch.randn(4, 8))
+    opt = torch.optim.AdamW(soft.parameters(), lr=1e-3)
+    folder = ckpt.save_checkpoint(tmp_path / "ckpt", 5, soft, opt, None, {})
+    state = json.loads((folder / "trainer_state.json").read_text())
+    del state["step"]
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match='no valid "step"'):
+        ckpt.load_checkpoint(folder)
+
+
+def test_a_bad_sam2_spec_is_refused_before_any_model_work(tiny_models, monkeypatch):
+    from steerseg_core import pipeline
+
+    def no_model_work(*_a, **_k):
+        raise AssertionError("grounding ran although the SAM2 spec was already known to be bad")
+
+    monkeypatch.setattr(pipeline, "cached_grounder", no_model_work)
+    cfg = SteerSegConfig()
+    cfg.grounding.backbone = str(tiny_models / "qwen2_5_vl")
+    from steerseg_core.types import Clip
+
+    clip = Clip(frames=np.zeros((2, 32, 32, 3), np.uint8), fps=24.0, source="x")
+    for bad in ("huge", "/no/such/sam2.pt", "facebook/not-a-sam2"):
+        cfg.segment.sam2 = bad
+        with pytest.raises(ModelLoadError, match="SAM2"):
+            pipeline.SteerSeg(cfg).run(clip, "the dog")
+
+
+def test_sixteen_bit_masks_score_by_the_labels_present(tmp_path):
+    from steerseg_core.eval.folder_eval import evaluate_folders
+
+    gt, pred = tmp_path / "gt" / "seq", tmp_path / "pred" / "seq"
+    gt.mkdir(parents=True)
+    pred.mkdir(parents=True)
+    for t in range(4):
+        m = np.zeros((40, 60), np.uint16)
+        m[10:30, 10 + t:40 + t] = 65535
+        Image.fromarray(m).save(gt / f"{t:05d}.png")  # 16-bit 0 / 65535
+        Image.fromarray((m > 0).astype(np.uint8) * 255).save(pred / f"{t:05d}.png")
+    assert Image.open(gt / "00000.png").mode.startswith("I")
+    report = evaluate_folders(tmp_path / "gt", tmp_path / "pred", workers=1)
+    assert report["num_objects"] == 1 and report["J&F-Mean"] == pytest.approx(1.0)
+
+    labelled = np.zeros((4, 40, 60), np.int32)  # labels 7 and 300 only: two objects, not 300
+    labelled[:, :10, :10], labelled[:, 20:, 20:] = 7, 300
+    from steerseg_core.eval.folder_eval import ground_truth_ids
+
+    assert ground_truth_ids(labelled) == [7, 300]
+    noise = np.arange(40 * 60, dtype=np.int32).reshape(1, 40, 60)
+    with pytest.raises(InputError, match="at most 255 objects"):
+        ground_truth_ids(noise)

@@ -18,10 +18,11 @@ from ui.context import AppContext
 
 ENV = {"STEERSEG_MAX_UPLOAD_MB": "12.5", "STEERSEG_MAX_SECONDS": "42", "STEERSEG_MAX_FRAMES": "321",
        "STEERSEG_MAX_PIXELS": "2000000", "STEERSEG_MAX_EXPRESSION_CHARS": "77", "STEERSEG_MAX_CONCURRENT_JOBS": "2",
-       "STEERSEG_MAX_WAITING_JOBS": "5", "STEERSEG_MAX_GIF_BYTES": "3145728", "STEERSEG_MAX_GIF_FRAMES": "99"}
+       "STEERSEG_MAX_WAITING_JOBS": "5", "STEERSEG_MAX_GIF_BYTES": "3145728", "STEERSEG_MAX_GIF_FRAMES": "99",
+       "STEERSEG_MAX_DECODED_MB": "1234"}
 EXPECTED = LimitsConfig(max_upload_mb=12.5, max_seconds=42.0, max_frames=321, max_pixels=2_000_000,
                         max_expression_chars=77, max_concurrent_jobs=2, max_waiting_jobs=5,
-                        max_gif_bytes=3 * 2**20, max_gif_frames=99)
+                        max_gif_bytes=3 * 2**20, max_gif_frames=99, max_decoded_mb=1234.0)
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_the_app_shows_and_uses_the_limits(limits_env, tmp_path):
                      runs_dir=tmp_path / "r", cache_dir=tmp_path / "g")
     text = segment.limits_text(ctx)
     for shown in ("12.5 MB", "42 s", "321 frames", "2.0 MP", "3 MB", "99 frames", "77 characters",
-                  "2 segmentations run at a time", "up to 5 more wait"):
+                  "2 segmentations run at a time", "up to 5 more wait", "1,234 MB"):
         assert shown in text, (shown, text)
     assert "3 MB" in annotate.limits_text(ctx)
 

@@ -331,9 +331,9 @@ def test_folder_limits_refused_before_decoding(blackswan, monkeypatch, limits, m
 
 def test_decoded_memory_budget(tmp_path, small_frames, monkeypatch):
     path = encode(tmp_path / "c.mp4", small_frames, "libx264", "yuv420p")
-    monkeypatch.setattr(video_mod, "DEFAULT_MAX_DECODED_MB", 0.05)  # 8 × 96 × 54 × 3 B ≈ 0.12 MB
-    expect_error(VideoError, "would need 0.1 MB of memory", load_clip, path)
-    assert load_clip(path, max_side=32).frames.shape == (T, 18, 32, 3)  # smaller frames fit
+    lim = LimitsConfig(max_decoded_mb=0.05)  # 8 × 96 × 54 × 3 B ≈ 0.12 MB
+    expect_error(VideoError, "would need 0.1 MB of memory", load_clip, path, lim)
+    assert load_clip(path, lim, max_side=32).frames.shape == (T, 18, 32, 3)  # smaller frames fit
 
 
 # --------------------------------------------------------------------------- GIF bombs
@@ -371,6 +371,8 @@ def test_hand_made_gif_is_read_like_pillow_reads_it(tmp_path):
         (tiny_gif(64, 64, 5000, delay_cs=2), "5,000 frames; the limit for GIFs is 2,000"),
         (tiny_gif(64, 64, 50, delay_cs=65535), "s long; the limit is 600 s"),
         (tiny_gif(2000, 2000, 1500), "would need .* of memory"),  # 18 GB decoded, 30 kB on disk
+        # the probe set's 24 kB GIF: 1,070 frames of 2000² plan 12 GiB, under the old fixed budget
+        (tiny_gif(2000, 2000, 1070), "would need .* of memory.*STEERSEG_MAX_DECODED_MB"),
     ],
 )
 def test_gif_bombs_refused_before_decoding(tmp_path, monkeypatch, gif, match):
@@ -380,6 +382,15 @@ def test_gif_bombs_refused_before_decoding(tmp_path, monkeypatch, gif, match):
     start = time.perf_counter()
     expect_error(VideoError, match, load_clip, path)
     assert time.perf_counter() - start < 2.0
+
+
+def test_decode_budget_comes_from_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "g.gif"
+    path.write_bytes(tiny_gif(200, 200, 30))  # 30 × 200 × 200 × 3 B = 3.4 MB decoded
+    forbid_decoding(monkeypatch)
+    lim = LimitsConfig.from_env({"STEERSEG_MAX_DECODED_MB": "2"})
+    assert lim.max_decoded_mb == 2.0
+    expect_error(VideoError, "limit is 2 MB", load_clip, path, lim)
 
 
 def test_gif_over_byte_limit(tmp_path):

@@ -21,10 +21,9 @@ from typing import Any
 import gradio as gr
 
 from steerseg_core.annotation import flow
-from steerseg_core.annotation.export import export_study
 from steerseg_core.annotation.gif import DEFAULT_MAX_FRAMES as DEFAULT_PREVIEW_FRAMES
 from steerseg_core.annotation.records import LABELS
-from steerseg_core.annotation.stats import DEFAULT_JF_THRESHOLD, StudyStats, study_statistics
+from steerseg_core.annotation.stats import DEFAULT_JF_THRESHOLD, StudyStats
 from steerseg_core.errors import SteerSegError, public_message
 from ui.context import AppContext
 
@@ -128,12 +127,20 @@ class AnnotateHandlers:
     def _common(self) -> dict[str, Any]:
         return {"cache_dir": self.ctx.cache_dir, "limits": self.ctx.config.limits}
 
-    def studies(self) -> Any:
-        return gr.update(choices=flow.study_choices(self.ctx.db_path))
+    # Every handler that reads or writes study data passes the caller's password to ``flow``, which
+    # checks it (when STEERSEG_ANNOTATE_PASSWORD is set) before touching the database: events are
+    # callable over HTTP by anyone, page or not.
 
-    def open(self, annotator: str, study: str) -> tuple[Any, ...]:
+    def studies(self, password: str | None = None) -> Any:
         try:
-            return render_view(flow.open_study(self.ctx.db_path, study, annotator, **self._common()))
+            return gr.update(choices=flow.study_choices(self.ctx.db_path, password))
+        except SteerSegError as err:
+            raise gr.Error(public_message(err)) from None
+
+    def open(self, annotator: str, study: str, password: str | None = None) -> tuple[Any, ...]:
+        try:
+            return render_view(flow.open_study(self.ctx.db_path, study, annotator, password=password,
+                                               **self._common()))
         except SteerSegError as err:
             return _failed(err)
 
@@ -144,6 +151,8 @@ class AnnotateHandlers:
         """On page load: refresh the study list and reopen the study the browser remembers, where
         this annotator stopped."""
         name, study = (list(remembered or []) + ["", ""])[:2]
+        if flow.password_required():  # the browser never keeps the password: the annotator reopens
+            return (str(name or "")[:64], gr.skip()) + tuple(gr.skip() for _ in range(_NUM_VIEW_OUTPUTS))
         try:
             choices = flow.study_choices(self.ctx.db_path)
         except SteerSegError:
@@ -175,44 +184,50 @@ class AnnotateHandlers:
     def answer_skip(self, *args: Any) -> tuple[Any, ...]:
         return self.answer("Skip", *args)
 
-    def _go(self, action: str, annotator: str, study: str, item: float, target: float | None = None):
+    def _go(self, action: str, annotator: str, study: str, item: float, target: float | None = None,
+            password: str | None = None):
         try:
             view = flow.navigate(self.ctx.db_path, study, annotator, int(item or 1) - 1, action,
-                                 target=None if target is None else int(target), **self._common())
+                                 target=None if target is None else int(target), password=password,
+                                 **self._common())
             return render_view(view)
         except SteerSegError as err:
             return _failed(err)
 
-    def prev(self, annotator: str, study: str, item: float) -> tuple[Any, ...]:
-        return self._go("prev", annotator, study, item)
+    def prev(self, annotator: str, study: str, item: float, password: str | None = None) -> tuple[Any, ...]:
+        return self._go("prev", annotator, study, item, password=password)
 
-    def next(self, annotator: str, study: str, item: float) -> tuple[Any, ...]:
-        return self._go("next", annotator, study, item)
+    def next(self, annotator: str, study: str, item: float, password: str | None = None) -> tuple[Any, ...]:
+        return self._go("next", annotator, study, item, password=password)
 
-    def next_unlabelled(self, annotator: str, study: str, item: float) -> tuple[Any, ...]:
-        return self._go("unlabelled", annotator, study, item)
+    def next_unlabelled(self, annotator: str, study: str, item: float,
+                        password: str | None = None) -> tuple[Any, ...]:
+        return self._go("unlabelled", annotator, study, item, password=password)
 
-    def jump(self, annotator: str, study: str, item: float, target: float | None) -> tuple[Any, ...]:
-        return self._go("jump", annotator, study, item, target)
+    def jump(self, annotator: str, study: str, item: float, target: float | None,
+             password: str | None = None) -> tuple[Any, ...]:
+        return self._go("jump", annotator, study, item, target, password=password)
 
-    def stats(self, study: str, jf_threshold: float | None) -> tuple[str, Any]:
+    def stats(self, study: str, jf_threshold: float | None, password: str | None = None) -> tuple[str, Any]:
         try:
             from steerseg_core.annotation.chart import study_chart
 
-            s = study_statistics(self.ctx.db_path, flow._study_id(study),
-                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
+            s = flow.statistics(self.ctx.db_path, study, password=password,
+                                jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return stats_markdown(s), study_chart(s)
         except SteerSegError as err:
             return f"⚠️ {_md(public_message(err))}", None
 
-    def export(self, study: str, jf_threshold: float | None) -> tuple[list[str] | None, str]:
+    def export(self, study: str, jf_threshold: float | None, password: str | None = None
+               ) -> tuple[list[str] | None, str]:
         from ui.segment import _new_output_dir
 
         out = None
         try:  # a per-export folder under the outputs root, pruned with the Segment tab's downloads
+            flow.check_password(password)  # before any folder is made
             out = _new_output_dir()
-            paths = export_study(self.ctx.db_path, flow._study_id(study), out,
-                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
+            paths = flow.export(self.ctx.db_path, study, out, password=password,
+                                jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return [str(p) for p in paths.values()], f"exported {len(paths)} files"
         except (SteerSegError, OSError) as err:
             if out is not None:
@@ -235,8 +250,8 @@ def limits_text(ctx: AppContext) -> str:
 def build_annotate_tab(ctx: AppContext) -> None:
     """Lay out the tab inside the caller's ``gr.Tab`` and wire its events."""
     h = AnnotateHandlers(ctx)
-    try:
-        choices = flow.study_choices(ctx.db_path)
+    try:  # with a password, even the study names wait for it (↻ after typing it)
+        choices = [] if flow.password_required() else flow.study_choices(ctx.db_path)
     except SteerSegError:
         choices = []
     gr.Markdown("Judge whether the **attributes** the model derived identify the object the expression "
@@ -293,8 +308,8 @@ def build_annotate_tab(ctx: AppContext) -> None:
         export_status = gr.Markdown()
 
     opts: dict[str, Any] = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "annotate"}
-    refresh.click(h.studies, None, study, api_name="annotate_studies", **opts)
-    open_btn.click(h.open, [annotator, study], view, api_name="annotate_open", **opts).then(
+    refresh.click(h.studies, [password], study, api_name="annotate_studies", **opts)
+    open_btn.click(h.open, [annotator, study, password], view, api_name="annotate_open", **opts).then(
         h.remember, [annotator, study], remembered, api_visibility="private")
     gr.on(triggers=None, fn=h.restore, inputs=[remembered], outputs=[annotator, study, *view],
           api_visibility="private", **opts)
@@ -303,10 +318,10 @@ def build_annotate_tab(ctx: AppContext) -> None:
     false_btn.click(h.answer_false, answer_inputs, view, api_name="annotate_false", **opts)
     skip_btn.click(h.answer_skip, answer_inputs, view, api_name="annotate_skip", **opts)
     nav_inputs = [annotator, study, item]
-    prev_btn.click(h.prev, nav_inputs, view, api_name="annotate_prev", **opts)
-    next_btn.click(h.next, nav_inputs, view, api_name="annotate_next", **opts)
-    unl_btn.click(h.next_unlabelled, nav_inputs, view, api_name="annotate_next_unlabelled", **opts)
-    jump_btn.click(h.jump, [*nav_inputs, target], view, api_name="annotate_jump", **opts)
-    target.submit(h.jump, [*nav_inputs, target], view, api_visibility="private", **opts)
-    stats_btn.click(h.stats, [study, jf], [stats_md, chart], api_name="annotate_stats", **opts)
-    export_btn.click(h.export, [study, jf], [files, export_status], api_name="annotate_export", **opts)
+    prev_btn.click(h.prev, [*nav_inputs, password], view, api_name="annotate_prev", **opts)
+    next_btn.click(h.next, [*nav_inputs, password], view, api_name="annotate_next", **opts)
+    unl_btn.click(h.next_unlabelled, [*nav_inputs, password], view, api_name="annotate_next_unlabelled", **opts)
+    jump_btn.click(h.jump, [*nav_inputs, target, password], view, api_name="annotate_jump", **opts)
+    target.submit(h.jump, [*nav_inputs, target, password], view, api_visibility="private", **opts)
+    stats_btn.click(h.stats, [study, jf, password], [stats_md, chart], api_name="annotate_stats", **opts)
+    export_btn.click(h.export, [study, jf, password], [files, export_status], api_name="annotate_export", **opts)

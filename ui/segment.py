@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from steerseg_core import visualize
+from steerseg_core import access, visualize
 from steerseg_core.config import DEFAULT_BACKBONE, SteerSegConfig, parse_layer_range
 from steerseg_core.errors import SteerSegError, public_message
 from steerseg_core.grounding.soft_prompts import list_checkpoints
@@ -28,7 +28,7 @@ from .context import AppContext
 from .gpu import gpu_task
 
 SEED_INIT = "seed-initialised (untrained)"
-SAM2_SIZES = ["tiny", "small", "base+", "large"]
+SAM2_SIZES = list(access.SAM2_SIZES)
 # Overall progress bar share of each stage; the SAM2 stage reports one fraction across its
 # sub-steps (encoding frames, keyframe masks, tracking/propagating candidates).
 STAGE_SPAN = {"CoT": (0.0, 0.15), "frame rollout": (0.15, 0.45), "video rollout": (0.45, 0.55),
@@ -73,6 +73,9 @@ def build_config(ctx: AppContext, backbone: str, soft_choice: str, use_cot: bool
                  t_frame: int, t_video: int, layers: str, nms_iou: float, sam2: str) -> SteerSegConfig:
     cfg = copy.deepcopy(ctx.config)
     gr_cfg, seg = cfg.grounding, cfg.segment
+    # On a Space a caller picks from the allow-list only (any hub id would be downloaded and loaded).
+    backbone = access.check_model_choice("backbone", backbone, ctx.config.grounding.backbone)
+    sam2 = access.check_model_choice("sam2", sam2, ctx.config.segment.sam2)
     gr_cfg.backbone = (backbone or "").strip() or gr_cfg.backbone
     gr_cfg.use_cot, gr_cfg.use_soft_prompts = bool(use_cot), bool(use_soft)
     gr_cfg.soft_prompts = None
@@ -237,7 +240,8 @@ def limits_text(ctx: AppContext) -> str:
         f"{lim.max_concurrent_jobs} segmentations run"
     return (f"Video file (mp4, webm, mov, avi, mkv, gif) · at most **{lim.max_upload_mb:g} MB**, "
             f"**{lim.max_seconds:g} s**, **{lim.max_frames:,} frames**, {lim.max_pixels / 1e6:.1f} MP per frame "
-            f"(GIFs: {lim.max_gif_bytes / 2**20:g} MB, {lim.max_gif_frames:,} frames) · expression up to "
+            f"(GIFs: {lim.max_gif_bytes / 2**20:g} MB, {lim.max_gif_frames:,} frames) · decoded frames at most "
+            f"{lim.max_decoded_mb:,.0f} MB · expression up to "
             f"{lim.max_expression_chars:,} characters · {jobs} at a time, up to {lim.max_waiting_jobs} more wait "
             "in line.")
 

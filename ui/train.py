@@ -10,14 +10,14 @@ folder, where the Segment tab lists them. All logic lives in ``steerseg_core.tra
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from steerseg_core import access
 from steerseg_core.config import DEFAULT_BACKBONE
-from steerseg_core.errors import SteerSegError, public_message
+from steerseg_core.errors import SteerSegError, public_message, redact_paths
 from steerseg_core.grounding.lvlm import KNOWN_BACKBONES
 from steerseg_core.grounding.prompts import SEED_PROMPT_FRAME, SEED_PROMPT_VIDEO
 from steerseg_core.training import plots, runs
@@ -56,14 +56,17 @@ def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float
               seed_frame: str, seed_video: str, batch_size: float = 4, checkpoint_every: float = 250,
               eval_every: float = 250, name: str = "", device: str = "auto") -> tuple[str, Any]:
     """Start button: launch a run, or say why not (another run holds the device, bad values).
-    On a Hugging Face Space (SPACE_ID set) training from the page is off unless
-    STEERSEG_ALLOW_TRAINING=1: any visitor could otherwise start jobs on the server."""
-    if os.environ.get("SPACE_ID") and os.environ.get("STEERSEG_ALLOW_TRAINING") != "1":
-        return ("**Not started.** Training from the page is disabled on this public Space "
-                "(set STEERSEG_ALLOW_TRAINING=1 to allow it)."), gr.update()
+    On a Hugging Face Space (SPACE_ID set) training control is off unless STEERSEG_ALLOW_TRAINING=1
+    (``access.check_training``: the same rule for start, resume, stop and demo data), and the
+    backbone must be one the Space offers."""
     try:
+        access.check_training()
+        backbone = access.check_model_choice("backbone", backbone, ctx.config.grounding.backbone)
+        data = (data or "").strip()
+        if data == DEMO_DATA:  # the demo dataset by name: its server path never reaches the page
+            data = str(_demo_data_dir(ctx))
         req = runs.RunRequest(
-            data=(data or "").strip(), backbone=(backbone or "").strip(), steps=int(steps or 0), lr=float(lr or 0),
+            data=data, backbone=(backbone or "").strip(), steps=int(steps or 0), lr=float(lr or 0),
             n_prompts=int(n_prompts or 0), seed_frame=(seed_frame or "").strip() or None,
             seed_video=(seed_video or "").strip() or None, batch_size=int(batch_size or 4),
             checkpoint_every=int(checkpoint_every or 0), eval_every=int(eval_every or 0),
@@ -76,6 +79,10 @@ def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float
 
 
 def resume_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any]:
+    try:
+        access.check_training()
+    except SteerSegError as err:
+        return f"**Not resumed.** {public_message(err)}", gr.update()
     if not run_id:
         return "Pick a run to resume.", gr.update()
     status = runs.read_status(_run_dir(ctx, run_id))
@@ -90,6 +97,10 @@ def resume_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any]:
 
 def stop_run(ctx: AppContext, run_id: str | None) -> str:
     """Stop button: SIGTERM → the run checkpoints and exits."""
+    try:
+        access.check_training()
+    except SteerSegError as err:
+        return f"**Not stopped.** {public_message(err)}"
     run_dir = _run_dir(ctx, run_id)
     if run_dir is None:
         return "No run selected."
@@ -119,7 +130,7 @@ def status_markdown(status: dict[str, Any], records: list[dict[str, Any]]) -> st
     if status.get("exported"):
         lines.append(f"soft prompts saved as **{Path(status['exported']).name}** — listed in the Segment tab")
     if status.get("message"):
-        lines.append(f"_{status['message']}_")
+        lines.append(f"_{redact_paths(status['message'])}_")
     return "  \n".join(lines)
 
 
@@ -142,7 +153,7 @@ def watch_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any, str | None
         _plot_cache[str(run_dir)] = (mtime, fig)
     maps = run_dir / "val_maps_latest.png"
     return (status_markdown(status, records), fig, str(maps) if maps.exists() else None,
-            runs.log_tail(run_dir, 8))
+            redact_paths(runs.log_tail(run_dir, 8)))  # the log names server folders
 
 
 def refresh_runs(ctx: AppContext, current: str | None, known: list[str] | None = None) -> tuple[Any, list[str]]:
@@ -156,14 +167,27 @@ def refresh_runs(ctx: AppContext, current: str | None, known: list[str] | None =
     return gr.update(choices=choices, value=value), choices
 
 
-def make_demo_data(ctx: AppContext) -> tuple[str, str]:
-    """Write a small synthetic dataset (moving shapes) for trying the tab out."""
+# What the dataset box holds for the demo dataset: a name, resolved on the server by start_run.
+DEMO_DATA = "synthetic-demo"
+
+
+def _demo_data_dir(ctx: AppContext) -> Path:
+    return Path(ctx.runs_dir) / "synthetic-data"
+
+
+def make_demo_data(ctx: AppContext) -> tuple[Any, str]:
+    """Write a small synthetic dataset (moving shapes) for trying the tab out. It writes to the
+    server's disk, so it obeys the training rule; the reply names it, never its server path."""
     from steerseg_core.testing.synthetic import make_synthetic_dataset
 
-    out = Path(ctx.runs_dir) / "synthetic-data"
+    try:
+        access.check_training()
+    except SteerSegError as err:
+        return gr.update(), f"**No demo data.** {public_message(err)}"
+    out = _demo_data_dir(ctx)
     if not (out / "meta_expressions.json").exists():
         make_synthetic_dataset(out, videos=24, frames=16, size=112, objects=(1, 2))
-    return str(out), f"Synthetic dataset ready at `{out}` (24 clips of moving shapes)."
+    return DEMO_DATA, f"Synthetic dataset **{DEMO_DATA}** ready (24 clips of moving shapes)."
 
 
 def build_train_tab(ctx: AppContext) -> None:

@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from ..files import spreadsheet_safe
 from . import store
 from .stats import DEFAULT_JF_THRESHOLD, StudyStats, compute_statistics
 
@@ -55,7 +56,7 @@ def export_study(
     with paths["judgements_csv"].open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=JUDGEMENT_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
 
     paths["judgements_json"] = out / f"{stem}-judgements.json"
     _dump(paths["judgements_json"], {
@@ -79,12 +80,12 @@ def export_study(
         writer.writerow(())
         writer.writerow(("agreement", "a", "b", "n_items", "percent_agreement", "kappa"))
         for p in stats.pairs:
-            writer.writerow(("cohen", p.a, p.b, p.n_items, _cell(p.percent_agreement), _cell(p.kappa)))
+            writer.writerow(("cohen", _cell(p.a), _cell(p.b), p.n_items, _cell(p.percent_agreement), _cell(p.kappa)))
         if len(stats.annotators) > 2:
             writer.writerow(("fleiss", "all", "", stats.fleiss_items, "", _cell(stats.fleiss_kappa)))
         writer.writerow(())
         writer.writerow(("cross_table", "reasoning", "seg_accurate", "seg_inaccurate", "seg_unknown",
-                         "accurate_rate", stats.cross_table.seg_source))
+                         "accurate_rate", _cell(stats.cross_table.seg_source)))
         for verdict, cells in stats.cross_table.cells.items():
             writer.writerow(("cross_table", verdict, cells["accurate"], cells["inaccurate"], cells["unknown"],
                              _cell(stats.cross_table.rate(verdict)[2])))
@@ -97,6 +98,10 @@ def export_study(
 
 
 def _cell(x: object) -> object:
+    """A CSV cell: floats compactly, text made spreadsheet-safe (user text — expressions, notes,
+    names — may start with = + - @), other values as they are."""
     if isinstance(x, float):
         return "" if x != x else f"{x:.6g}"
+    if isinstance(x, str):
+        return spreadsheet_safe(x)
     return x

@@ -7,18 +7,20 @@ the tests drive the same functions. Positions are 0-based here; the tab shows ``
 
 from __future__ import annotations
 
-import hmac
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import LimitsConfig
+from ..access import check_password, password_required
+from ..config import LimitsConfig, ServiceConfig
 from ..errors import InputError, SteerSegError
 from . import store
+from .export import export_study
 from .gif import clip_gif
 from .records import REASONING, SEGMENTATION, normalise_annotator, normalise_label
+from .stats import DEFAULT_JF_THRESHOLD, StudyStats, study_statistics
 
-PASSWORD_ENV = "STEERSEG_ANNOTATE_PASSWORD"
+__all__ = ["ItemView", "answer", "check_password", "export", "navigate", "open_study", "password_required",
+           "show_item", "statistics", "study_choices"]
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,30 @@ class ItemView:
         return ", ".join(self.attributes) or "(none)"
 
 
-def password_required() -> bool:
-    return bool(os.environ.get(PASSWORD_ENV))
+# Every function below that reads or writes study data takes the caller's ``password`` and checks it
+# first (``access.check_password``: only when STEERSEG_ANNOTATE_PASSWORD is set). ``service`` is the
+# served app's ServiceConfig (None = read from the environment).
 
 
-def check_password(given: str | None) -> None:
-    """If ``STEERSEG_ANNOTATE_PASSWORD`` is set, the given password must match it."""
-    expected = os.environ.get(PASSWORD_ENV)
-    if expected and not hmac.compare_digest(str(given or "").encode(), expected.encode()):
-        raise InputError("wrong or missing annotation password")
-
-
-def study_choices(db_path: Path | str) -> list[tuple[str, str]]:
+def study_choices(db_path: Path | str, password: str | None = None,
+                  service: ServiceConfig | None = None) -> list[tuple[str, str]]:
     """(label, value) pairs for the study picker; the value is the study id as text."""
+    check_password(password, service)
     return [(s.label, str(s.id)) for s in store.list_studies(db_path)]
+
+
+def statistics(db_path: Path | str, study: int | str, *, password: str | None = None,
+               jf_threshold: float = DEFAULT_JF_THRESHOLD, service: ServiceConfig | None = None) -> StudyStats:
+    """Every annotator's statistics for one study (password-guarded like the answers)."""
+    check_password(password, service)
+    return study_statistics(db_path, _study_id(study), jf_threshold=jf_threshold)
+
+
+def export(db_path: Path | str, study: int | str, out_dir: Path | str, *, password: str | None = None,
+           jf_threshold: float = DEFAULT_JF_THRESHOLD, service: ServiceConfig | None = None) -> dict[str, Path]:
+    """Write the study's export files (every annotator's labels and notes) into ``out_dir``."""
+    check_password(password, service)
+    return export_study(db_path, _study_id(study), out_dir, jf_threshold=jf_threshold)
 
 
 def _study_id(study: int | str | None) -> int:
@@ -118,10 +130,12 @@ def first_unlabelled(db_path: Path | str, study_id: int, annotator: str, after: 
 
 def show_item(
     db_path: Path | str, study: int | str, annotator: str, position: int, *, cache_dir: Path | str,
-    limits: LimitsConfig | None = None, message: str = "",
+    limits: LimitsConfig | None = None, message: str = "", password: str | None = None,
+    service: ServiceConfig | None = None,
 ) -> ItemView:
     """The view of item ``position`` (clamped to the study) for ``annotator``; remembers it as the
     annotator's place so a refresh resumes here."""
+    check_password(password, service)
     annotator = normalise_annotator(annotator)
     study_id = _study_id(study)
     info = store.get_study(db_path, study_id)
@@ -157,22 +171,26 @@ def show_item(
 
 def open_study(
     db_path: Path | str, study: int | str, annotator: str, *, cache_dir: Path | str,
-    limits: LimitsConfig | None = None,
+    limits: LimitsConfig | None = None, password: str | None = None, service: ServiceConfig | None = None,
 ) -> ItemView:
     """Resume: where this annotator last was, else their first unanswered item, else item 1."""
+    check_password(password, service)
     annotator = normalise_annotator(annotator)
     study_id = _study_id(study)
     position = store.get_cursor(db_path, study_id, annotator)
     if position is None:
         position = first_unlabelled(db_path, study_id, annotator)
-    return show_item(db_path, study_id, annotator, position or 0, cache_dir=cache_dir, limits=limits)
+    return show_item(db_path, study_id, annotator, position or 0, cache_dir=cache_dir, limits=limits,
+                     password=password, service=service)
 
 
 def navigate(
     db_path: Path | str, study: int | str, annotator: str, position: int, action: str, *,
     cache_dir: Path | str, limits: LimitsConfig | None = None, target: int | None = None,
+    password: str | None = None, service: ServiceConfig | None = None,
 ) -> ItemView:
     """``action``: "prev", "next", "unlabelled" (next unanswered) or "jump" (to 1-based ``target``)."""
+    check_password(password, service)
     study_id = _study_id(study)
     annotator = normalise_annotator(annotator)
     message = ""
@@ -192,17 +210,18 @@ def navigate(
         new = int(target) - 1
     else:
         raise InputError(f"unknown navigation {action!r}")
-    return show_item(db_path, study_id, annotator, new, cache_dir=cache_dir, limits=limits, message=message)
+    return show_item(db_path, study_id, annotator, new, cache_dir=cache_dir, limits=limits, message=message,
+                     password=password, service=service)
 
 
 def answer(
     db_path: Path | str, study: int | str, annotator: str, position: int, label: str, *,
     cache_dir: Path | str, note: str = "", seg_label: str | None = None, password: str | None = None,
-    limits: LimitsConfig | None = None, advance: bool = True,
+    limits: LimitsConfig | None = None, advance: bool = True, service: ServiceConfig | None = None,
 ) -> ItemView:
     """Record (or revise) this annotator's answer for item ``position`` — and the segmentation
     answer if given — then show the next unanswered item (or stay when all are done)."""
-    check_password(password)
+    check_password(password, service)
     annotator = normalise_annotator(annotator)
     study_id = _study_id(study)
     label = normalise_label(label)
@@ -210,11 +229,11 @@ def answer(
     if seg_label not in (None, ""):
         store.record_judgement(db_path, study_id, position, annotator, seg_label, "", question=SEGMENTATION)
     saved = f"saved {label} for item {position + 1}"
+    opts = {"cache_dir": cache_dir, "limits": limits, "password": password, "service": service}
     if not advance:
-        return show_item(db_path, study_id, annotator, position, cache_dir=cache_dir, limits=limits,
-                         message=saved)
+        return show_item(db_path, study_id, annotator, position, message=saved, **opts)
     nxt = first_unlabelled(db_path, study_id, annotator, after=position)
     if nxt is None:
-        view = show_item(db_path, study_id, annotator, position, cache_dir=cache_dir, limits=limits)
+        view = show_item(db_path, study_id, annotator, position, **opts)
         return replace(view, message=f"{saved} — every item with attributes is labelled, thank you")
-    return show_item(db_path, study_id, annotator, nxt, cache_dir=cache_dir, limits=limits, message=saved)
+    return show_item(db_path, study_id, annotator, nxt, message=saved, **opts)

@@ -49,6 +49,16 @@ def normalise_annotator(name: Any) -> str:
     return text
 
 
+def normalise_note(note: Any) -> str:
+    """A note is trimmed and at most ``MAX_NOTE_CHARS`` characters; a longer one is refused (never
+    silently cut, so what the annotator is told was saved is what was saved)."""
+    text = str(note or "").strip()
+    if len(text) > MAX_NOTE_CHARS:
+        raise InputError(f"the note is {len(text):,} characters; notes are at most {MAX_NOTE_CHARS:,}. "
+                         "Shorten it and answer again (nothing was saved).")
+    return text
+
+
 def normalise_question(question: str) -> str:
     if question not in QUESTIONS:
         raise InputError(f"question must be one of {', '.join(QUESTIONS)}, not {question!r}")

@@ -32,6 +32,7 @@ from .records import (
     Study,
     normalise_annotator,
     normalise_label,
+    normalise_note,
     normalise_question,
 )
 
@@ -460,7 +461,7 @@ def record_judgement(
     annotator = normalise_annotator(annotator)
     label = normalise_label(label)
     question = normalise_question(question)
-    note = str(note or "").strip()[:2000]
+    note = normalise_note(note)
     with writing(path) as db:
         row = db.execute("SELECT id, attributes FROM samples WHERE study_id = ? AND position = ?",
                          [int(study_id), int(position)]).fetchone()

@@ -257,8 +257,10 @@ def generate_attributes(
     """Run ``cot_fn(clip, expression)`` for every sample that has no attributes yet.
 
     Each result is committed on its own, so a killed run loses at most the sample in flight and a
-    rerun continues where it stopped. A sample whose clip or CoT fails with a user-facing error is
-    marked with the error and retried on the next run; other exceptions propagate.
+    rerun continues where it stopped. A sample whose clip or CoT fails — with a user-facing error or
+    any other exception from the model code — is marked with the reason, counted as failed and
+    retried on the next run; the batch goes on. Only database errors (every later item would fail
+    too) and ``MemoryError`` stop it.
     """
     load = clip_loader or (lambda ref: load_sample_clip(ref, limits))
     samples = store.get_samples(db_path, study_id)
@@ -272,10 +274,13 @@ def generate_attributes(
             if cached is None or cached[0] != s.clip_ref:
                 cached = (s.clip_ref, load(s.clip_ref))
             result = cot_fn(cached[1], s.expression)
-        except SteerSegError as err:
-            store.set_sample_error(db_path, s.id, str(err))
+        except (store.StoreError, MemoryError):
+            raise
+        except Exception as err:  # one bad item (its clip, its text) must not end the batch
+            reason = str(err) if isinstance(err, SteerSegError) else f"{type(err).__name__}: {err}"
+            store.set_sample_error(db_path, s.id, reason)
             report.failed += 1
-            report.errors.append(f"item {s.position + 1} ({s.video_id}): {err}")
+            report.errors.append(f"item {s.position + 1} ({s.video_id}): {reason}")
             continue
         wrote = store.set_sample_cot(
             db_path, s.id, reasoning=result.reasoning, attributes=result.attributes, raw=result.raw,

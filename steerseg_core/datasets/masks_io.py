@@ -68,6 +68,8 @@ def read_png_values(path: Path) -> np.ndarray:
                                      "indexed (palette) or 0/255 PNGs")
                 idx.append(_PALETTE_LOOKUP[key])
             arr = np.asarray(idx, dtype=np.uint8)[inverse.reshape(-1)].reshape(arr.shape[:2])
+    if mode.startswith("I") and arr.size and set(np.unique(arr).tolist()) <= {0, 65535}:
+        arr = (arr == 65535).astype(np.uint8) * 255  # a 16-bit binary mask (0 / 65535) is 0 / 255
     if arr.max(initial=0) < 256:
         arr = arr.astype(np.uint8)
     return arr

@@ -28,6 +28,8 @@ from .metrics import BOUND_TH, frame_scores, statistics
 
 MODES = ("semi-supervised", "unsupervised", "all-frames")
 MAX_PROPOSALS = 20
+# Distinct ground-truth labels one sequence may have (DAVIS palettes hold 255 ids).
+MAX_GT_OBJECTS = 255
 KEYS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 
 
@@ -62,7 +64,7 @@ def object_scores(gt_labels: np.ndarray, pred_labels: np.ndarray, mode: str, voi
     n_gt = len(gt_ids)
     n_pred = int(pred_labels.max(initial=0))
     if mode == "semi-supervised":
-        if n_pred > n_gt:
+        if n_pred > max(gt_ids):
             raise InputError(f"{name}: prediction has object id {n_pred} but the ground truth has "
                              f"{n_gt} object(s)")
         pred_ids = list(gt_ids)
@@ -93,6 +95,22 @@ def object_scores(gt_labels: np.ndarray, pred_labels: np.ndarray, mode: str, voi
     js = {str(gt_ids[c]): j[r, c] for r, c in zip(rows, cols, strict=True)}
     fs = {str(gt_ids[c]): f[r, c] for r, c in zip(rows, cols, strict=True)}
     return js, fs
+
+
+def ground_truth_ids(gt_labels: np.ndarray, name: str = "") -> list[int]:
+    """The object ids of a sequence: the labels present in its first annotated frame (all frames
+    when the first is empty). Taken from the labels present, never ``range(1, max + 1)``: a 16-bit
+    mask whose largest value is 65,535 must not plan 65,535 objects. For DAVIS data (ids 1..n in the
+    first frame) this is davis2017-evaluation's 1..n."""
+    first = np.unique(gt_labels[0]) if len(gt_labels) else np.zeros(0, dtype=np.int64)
+    ids = first[first != 0]
+    if ids.size == 0:
+        ids = np.unique(gt_labels)
+        ids = ids[ids != 0]
+    if ids.size > MAX_GT_OBJECTS:
+        raise InputError(f"{name}: the ground truth has {ids.size} different labels; at most "
+                         f"{MAX_GT_OBJECTS} objects are supported (save masks as 0/255 or indexed PNGs)")
+    return [int(i) for i in ids]
 
 
 def evaluate_sequence(gt_dir: Path, pred_dir: Path, seq: str, mode: str,
@@ -133,10 +151,9 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path, seq: str, mode: str,
         return out
     void = None if gt_binary else (gt_raw == VOID)
     gt_labels = np.where(void, 0, gt_raw) if void is not None else gt_raw
-    n_obj = int(gt_labels[0].max(initial=0)) or int(gt_labels.max(initial=0))
-    if n_obj == 0:
+    gt_ids = ground_truth_ids(gt_labels, name=seq)
+    if not gt_ids:
         return out  # no object to score: the sequence contributes nothing
-    gt_ids = list(range(1, n_obj + 1))
     gt_eval = gt_labels[eval_idx]
     v_eval = void[eval_idx] if (void is not None and mode == "unsupervised") else None
     pred_labels = np.where(pred_raw == VOID, 0, pred_raw) if mode == "unsupervised" else pred_raw

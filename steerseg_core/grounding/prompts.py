@@ -50,13 +50,32 @@ SEED_PROMPT_VIDEO = (
 )
 
 
+# Control-token syntax of every supported backbone: Qwen's ``<|image_pad|>``, ``<|video_pad|>``,
+# ``<|vision_start|>``, ``<|im_start|>`` ... (also used by LLaVA-OneVision and InternVL3's Qwen2
+# tokenizers) and tag-shaped tokens such as ``<image>``, ``<video>``, ``<img>``, ``</img>``,
+# ``<IMG_CONTEXT>``. Tokenizers match these strings exactly, so user text spelling one would become
+# the control token itself: a stray vision placeholder breaks the processor's token count (a crash)
+# and a chat marker rewrites the conversation.
+_CONTROL_TOKEN_START = re.compile(r"<(?=\||/?[A-Za-z_][\w.\-]*>)")
+
+
+def neutralise_control_tokens(text: str) -> str:
+    """``text`` with every spelled-out control token broken by a space after its ``<``
+    (``<|image_pad|>`` → ``< |image_pad|>``, ``<image>`` → ``< image>``), so it is read as plain text
+    by every backbone's tokenizer. A visible space rather than a zero-width character: no tokenizer
+    normalises it away. Applied once, here, to all user and model text placed in the prompts."""
+    return _CONTROL_TOKEN_START.sub("< ", str(text))
+
+
 def cot_prompt(expression: str) -> str:
-    return COT_TEMPLATE.format(sent=expression)
+    return COT_TEMPLATE.format(sent=neutralise_control_tokens(expression))
 
 
 def query_prompt(expression: str, attributes: str | None) -> str:
+    expression = neutralise_control_tokens(expression)
     if attributes is None:
         return QUERY_TEMPLATE_NO_COT.format(sent=expression)
+    attributes = neutralise_control_tokens(attributes)
     return QUERY_TEMPLATE.format(sent=expression, attrs=attributes.rstrip(". ") or "none given")
 
 

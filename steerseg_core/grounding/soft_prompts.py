@@ -36,6 +36,9 @@ class SoftPrompts(nn.Module):
         if frame.shape != video.shape or frame.dim() != 2:
             raise CheckpointError(f"soft prompts must be two (N_p, d) tensors; got {tuple(frame.shape)} "
                                   f"and {tuple(video.shape)}")
+        if frame.shape[0] < 1 or frame.shape[1] < 1:  # zero prompts steer nothing: never "in use"
+            raise CheckpointError(f"soft prompts must have at least one row of at least one value; got "
+                                  f"{tuple(frame.shape)}")
         self.frame = nn.Parameter(frame.float().clone())
         self.video = nn.Parameter(video.float().clone())
         self.meta: dict[str, Any] = dict(meta or {})

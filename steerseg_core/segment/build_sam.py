@@ -88,7 +88,7 @@ def build_sam2(spec: str, device: str = "auto") -> Sam2Backend:
     ``make_tiny_sam2`` writes). Missing or unreachable weights raise ``ModelLoadError`` saying
     how to get them; unsafe or corrupt checkpoints raise ``CheckpointError``.
     """
-    spec = str(spec).strip()
+    spec = check_sam2_spec(spec)
     dev = resolve_device(device)
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -99,18 +99,9 @@ def build_sam2(spec: str, device: str = "auto") -> Sam2Backend:
         name = str(path)
     else:
         key = ALIASES.get(spec.lower(), spec.lower())
-        if key in SIZES or _hub_entry(spec) is not None:
-            repo, filename, packaged = SIZES[key] if key in SIZES else _hub_entry(spec)  # type: ignore[misc]
-            weights = _hub_download(repo, filename)
-            config_file, name = packaged_config(packaged), key if key in SIZES else spec
-        elif spec.lower().endswith(WEIGHT_SUFFIXES) or os.sep in spec or spec.startswith("."):
-            raise ModelLoadError(
-                f"SAM2 checkpoint not found: {spec}. Pass an existing .pt/.safetensors file or folder, "
-                f"or a size name ({', '.join(SIZES)}).")
-        else:
-            raise ModelLoadError(
-                f"unknown SAM2 model {spec!r}: use a size name ({', '.join(SIZES)}), a hub id such "
-                "as facebook/sam2-hiera-large, a checkpoint file or a folder with config + weights.")
+        repo, filename, packaged = SIZES[key] if key in SIZES else _hub_entry(spec)  # type: ignore[misc]
+        weights = _hub_download(repo, filename)
+        config_file, name = packaged_config(packaged), key if key in SIZES else spec
     state_dict = load_weights(weights)
     if config_file is None:
         config_file = packaged_config(_inferpackaged_config(state_dict, weights))
@@ -118,6 +109,26 @@ def build_sam2(spec: str, device: str = "auto") -> Sam2Backend:
     _load_state_dict(model, state_dict, weights, config_file)
     model = model.to(dev).eval()
     return Sam2Backend(model, dev, name, is_tiny=has_tiny_marker(weights))
+
+
+def check_sam2_spec(spec: str) -> str:
+    """``spec`` (stripped) if it names a SAM2 model ``build_sam2`` knows how to get — an existing
+    file or folder, a size name or a known hub id — else ``ModelLoadError``. Cheap (no download,
+    no weights read), so runs call it before any model work."""
+    spec = str(spec or "").strip()
+    path = Path(spec).expanduser()
+    if spec and (path.is_dir() or path.is_file()):
+        return spec
+    key = ALIASES.get(spec.lower(), spec.lower())
+    if key in SIZES or _hub_entry(spec) is not None:
+        return spec
+    if spec.lower().endswith(WEIGHT_SUFFIXES) or os.sep in spec or spec.startswith("."):
+        raise ModelLoadError(
+            f"SAM2 checkpoint not found: {spec}. Pass an existing .pt/.safetensors file or folder, "
+            f"or a size name ({', '.join(SIZES)}).")
+    raise ModelLoadError(
+        f"unknown SAM2 model {spec!r}: use a size name ({', '.join(SIZES)}), a hub id such "
+        "as facebook/sam2-hiera-large, a checkpoint file or a folder with config + weights.")
 
 
 def _hub_entry(spec: str) -> tuple[str, str, str] | None:

@@ -218,6 +218,29 @@ def latest_checkpoint(ckpt_root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def load_newest_intact(ckpt_root: str | Path, fingerprint: dict[str, Any] | None = None
+                       ) -> tuple[Path, LoadedCheckpoint, str]:
+    """The newest checkpoint that loads: ``latest_checkpoint`` first, then older step folders,
+    newest first. Returns (folder, loaded, note); ``note`` says which damaged checkpoints were passed
+    over ("" when the latest was intact). ``CheckpointError`` when none loads."""
+    root = Path(ckpt_root)
+    latest = latest_checkpoint(root)
+    candidates = list(dict.fromkeys([*([latest] if latest else []), *reversed(list_checkpoints(root))]))
+    damaged: list[str] = []
+    for folder in candidates:
+        try:
+            loaded = load_checkpoint(folder, fingerprint)
+        except CheckpointError as err:
+            damaged.append(f"{folder.name} ({err})")
+            continue
+        note = (f"checkpoint {', '.join(damaged)} could not be used; resumed from the newest intact one, "
+                f"{folder.name} (step {loaded.step})") if damaged else ""
+        return folder, loaded, note
+    if not candidates:
+        raise CheckpointError(f"no training checkpoint in '{root.name}'")
+    raise CheckpointError("no intact training checkpoint to resume from: " + "; ".join(damaged))
+
+
 def _prune(root: Path, keep_last: int, keep: Path) -> None:
     for tmp in root.glob(".tmp-step_*"):
         if not tmp.name.endswith(f"-{os.getpid()}"):
@@ -244,7 +267,11 @@ def load_checkpoint(folder: str | Path, fingerprint: dict[str, Any] | None = Non
         rng = load_file(str(folder / "rng.safetensors")) if (folder / "rng.safetensors").exists() else {}
     except (OSError, ValueError, SafetensorError) as err:
         raise CheckpointError(f"training checkpoint '{folder.name}' is damaged ({err})") from err
-    if state.get("format") != STATE_FORMAT:
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"'{folder.name}' is not a {STATE_FORMAT} checkpoint")
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"training checkpoint '{folder.name}' is damaged: trainer_state.json has no "
+                              f"valid \"step\" (got {step!r})")
     soft = SoftPrompts.load(folder / "soft_prompts.safetensors", fingerprint)
-    return LoadedCheckpoint(folder, int(state["step"]), soft, opt, rng, state)
+    return LoadedCheckpoint(folder, step, soft, opt, rng, state)

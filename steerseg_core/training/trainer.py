@@ -143,6 +143,7 @@ class Trainer:
         self._stop_reason: str | None = None
         self.dist = _Dist(cpu=config.device == "cpu")
         self.step = 0
+        self._resume_note = ""  # which damaged checkpoints a resume passed over
         self.micro = 0
         self.skipped = SkipCounter()
         self._perm_cache: dict[int, np.ndarray] = {}
@@ -346,7 +347,8 @@ class Trainer:
         if not self.resume and val_samples:
             val_init = self._evaluate(objective, grounder, val_samples, tag="init")
 
-        self._write_status(state="running", message="training", device=str(adapter.device),
+        self._write_status(state="running", message=self._resume_note or "training",
+                           device=str(adapter.device),
                            backbone=cfg.backbone, data=cfg.data)
         bar = self._bar()
         last: dict[str, float] = {}
@@ -518,8 +520,10 @@ class Trainer:
         return folder
 
     def _restore(self, soft, optimizer, scheduler, adapter) -> None:
-        folder = ckpt.latest_checkpoint(self.ckpt_root)
-        loaded = ckpt.load_checkpoint(folder, adapter.fingerprint)
+        folder, loaded, note = ckpt.load_newest_intact(self.ckpt_root, adapter.fingerprint)
+        self._resume_note = note
+        if note:
+            log.warning("%s", note)
         with torch.no_grad():
             soft.frame.copy_(loaded.soft_prompts.frame)
             soft.video.copy_(loaded.soft_prompts.video)
@@ -586,13 +590,27 @@ def _safe_name(name: str) -> str:
     return cleaned or "soft-prompts"
 
 
+def resumed_config(config: TrainConfig) -> TrainConfig:
+    """The configuration a resume runs with: the one the run was started with (its ``config.json``),
+    export folder and name included — a run started with --no-export must not export into
+    ./checkpoints when resumed — with only where it runs taken from the resume (out, device, lock)."""
+    stored = Path(config.out) / "config.json"
+    if not stored.exists():
+        return config
+    try:
+        data = json.loads(stored.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"'{stored.parent.name}/config.json' cannot be read ({err})") from err
+    if not isinstance(data, dict):
+        raise InputError(f"'{stored.parent.name}/config.json' must hold a JSON object")
+    keep = {k: getattr(config, k) for k in ("out", "device", "lock_file")}
+    return TrainConfig.from_dict({**data, **keep})
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = False, adapter=None,
           on_step: Callable[[Trainer, dict[str, Any]], None] | None = None, handle_signals: bool = False) -> TrainResult:
     """Run (or resume) one training run; see the module docstring for what lands where."""
     if resume:
-        stored = Path(config.out) / "config.json"
-        if stored.exists():
-            keep = {k: getattr(config, k) for k in ("out", "device", "export_dir", "lock_file")}
-            config = TrainConfig.from_dict({**json.loads(stored.read_text()), **keep})
+        config = resumed_config(config)
     return Trainer(config, resume=resume, adapter=adapter, progress=progress, on_step=on_step,
                    handle_signals=handle_signals).run()

@@ -49,7 +49,11 @@ def _missing_message(spec: str, err: Exception) -> str:
 
 
 def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdapter:
-    """Load a backbone (hub id or folder) and wrap it in its family's adapter."""
+    """Load a backbone (hub id or folder) and wrap it in its family's adapter.
+
+    Every transformers call passes ``trust_remote_code=False``: a folder or repo whose config has an
+    ``auto_map`` would otherwise make transformers ask on the terminal whether to run its code (and
+    run it on "y"). Such a model is refused with a ``ModelLoadError`` instead."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     local = Path(spec).expanduser()
@@ -58,7 +62,7 @@ def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdap
     if not local.exists() and looks_local:
         raise ModelLoadError(f"backbone folder '{Path(spec).name}' does not exist")
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except Exception as err:  # hub/network/file errors all mean "not available"
         raise ModelLoadError(_missing_message(spec, err)) from err
     model_type = str(config.model_type)
@@ -72,8 +76,9 @@ def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdap
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     try:
-        processor = AutoProcessor.from_pretrained(source)
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=dt, attn_implementation="sdpa")
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=False)
+        model = AutoModelForImageTextToText.from_pretrained(source, dtype=dt, attn_implementation="sdpa",
+                                                            trust_remote_code=False)
     except Exception as err:
         raise ModelLoadError(_missing_message(spec, err)) from err
     model.to(dev)
