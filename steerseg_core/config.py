@@ -202,6 +202,8 @@ class ServiceConfig:
     max_cached_models: int = 1
     # HF_HUB_OFFLINE=1: the hub is not asked (messages say so).
     hub_offline: bool = False
+    # STEERSEG_TRAIN_ARGS (shell syntax): options added to every training run the app starts.
+    train_args: str = ""
 
     @property
     def on_space(self) -> bool:
@@ -214,7 +216,7 @@ class ServiceConfig:
 
 def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
     """``ServiceConfig`` from SPACE_ID, STEERSEG_ALLOW_TRAINING, STEERSEG_ANNOTATE_PASSWORD,
-    STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS and HF_HUB_OFFLINE."""
+    STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS, HF_HUB_OFFLINE and STEERSEG_TRAIN_ARGS."""
     from .errors import InputError
 
     env = os.environ if env is None else env
@@ -238,6 +240,7 @@ def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
         gpu_duration=positive_int("STEERSEG_GPU_DURATION", 180),
         max_cached_models=positive_int("STEERSEG_MAX_CACHED_MODELS", 1),
         hub_offline=(env.get("HF_HUB_OFFLINE") or "").strip() == "1",
+        train_args=env.get("STEERSEG_TRAIN_ARGS") or "",
     )
 
 
@@ -264,6 +267,17 @@ def distributed_env(env: Mapping[str, str] | None = None) -> DistributedEnv:
 
     return DistributedEnv(rank=number("RANK", 0) or 0, world_size=number("WORLD_SIZE", 1) or 1,
                           local_rank=number("LOCAL_RANK", None))
+
+
+def triton_interpret(env: Mapping[str, str] | None = None) -> bool:
+    """TRITON_INTERPRET=1: Triton runs its kernels in the CPU interpreter (how CI checks them)."""
+    env = os.environ if env is None else env
+    return (env.get("TRITON_INTERPRET") or "").strip() == "1"
+
+
+def process_env() -> dict[str, str]:
+    """A copy of this process's environment, the base of a child process's (training runs)."""
+    return dict(os.environ)
 
 
 def default_layer_range(num_layers: int) -> tuple[int, int]:

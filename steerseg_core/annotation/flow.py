@@ -8,11 +8,10 @@ the tests drive the same functions. Positions are 0-based here; the tab shows ``
 from __future__ import annotations
 
 import hmac
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import LimitsConfig
+from ..config import LimitsConfig, ServiceConfig, service_from_env
 from ..errors import InputError, SteerSegError
 from . import store
 from .gif import clip_gif
@@ -70,13 +69,15 @@ class ItemView:
         return ", ".join(self.attributes) or "(none)"
 
 
-def password_required() -> bool:
-    return bool(os.environ.get(PASSWORD_ENV))
+def password_required(service: ServiceConfig | None = None) -> bool:
+    """Whether the study asks for a password (``service`` defaults to ``service_from_env()``)."""
+    return bool((service or service_from_env()).annotate_password)
 
 
-def check_password(given: str | None) -> None:
-    """If ``STEERSEG_ANNOTATE_PASSWORD`` is set, the given password must match it."""
-    expected = os.environ.get(PASSWORD_ENV)
+def check_password(given: str | None, service: ServiceConfig | None = None) -> None:
+    """If a study password is configured (``STEERSEG_ANNOTATE_PASSWORD``, read into
+    ``ServiceConfig.annotate_password``), the given password must match it."""
+    expected = (service or service_from_env()).annotate_password
     if expected and not hmac.compare_digest(str(given or "").encode(), expected.encode()):
         raise InputError("wrong or missing annotation password")
 
@@ -198,11 +199,11 @@ def navigate(
 def answer(
     db_path: Path | str, study: int | str, annotator: str, position: int, label: str, *,
     cache_dir: Path | str, note: str = "", seg_label: str | None = None, password: str | None = None,
-    limits: LimitsConfig | None = None, advance: bool = True,
+    limits: LimitsConfig | None = None, advance: bool = True, service: ServiceConfig | None = None,
 ) -> ItemView:
     """Record (or revise) this annotator's answer for item ``position`` — and the segmentation
     answer if given — then show the next unanswered item (or stay when all are done)."""
-    check_password(password)
+    check_password(password, service)
     annotator = normalise_annotator(annotator)
     study_id = _study_id(study)
     label = normalise_label(label)

@@ -9,8 +9,6 @@ are mapped back to indices through the DAVIS palette.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..files import atomic_write_bytes
 
 VOID = 255
 
@@ -107,27 +106,6 @@ def read_label_sequence(paths: Sequence[Path | None], size: tuple[int, int] | No
         if f is not None:
             out[t] = (f == 255) if binary else f
     return out, binary
-
-
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
-
-    ``durable`` also flushes the data to disk before the rename (survives a power cut, not only a
-    killed process); mask PNGs skip it — the record written after them is what marks them done.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import GroundingConfig, resolve_layers
+from ..config import GroundingConfig, LimitsConfig, resolve_layers
 from ..errors import InputError
 from ..types import Clip, CoTResult, GroundingResult, TokenGeometry
 from . import prompts, rollout
-from .lvlm import HFAdapter, PreparedInputs, load_adapter
+from .lvlm import HFAdapter, PreparedInputs
 from .soft_prompts import SoftPrompts
 
 Progress = Callable[[str, float], None]
@@ -45,23 +45,15 @@ def _sample(num_frames: int, k: int) -> np.ndarray:
 
 class Grounder:
     def __init__(self, adapter: HFAdapter, config: GroundingConfig,
-                 soft_prompts: SoftPrompts | None = None) -> None:
+                 soft_prompts: SoftPrompts | None = None, limits: LimitsConfig | None = None) -> None:
         self.adapter = adapter
         self.config = config
+        # The request's input limits (the expression is checked against them).
+        self.limits = limits if limits is not None else LimitsConfig()
         self.layers = resolve_layers(config.layers, adapter.num_layers)
         if soft_prompts is not None:
             soft_prompts.check_compatible(adapter.fingerprint)
         self.soft_prompts = soft_prompts
-
-    @classmethod
-    def from_config(cls, config: GroundingConfig) -> Grounder:
-        adapter = load_adapter(config.backbone, config.device, config.dtype)
-        soft = None
-        if config.soft_prompts:
-            soft = SoftPrompts.load(config.soft_prompts, adapter.fingerprint)
-        elif config.use_soft_prompts:
-            soft = SoftPrompts.from_seed(adapter, config.n_prompts)
-        return cls(adapter, config, soft)
 
     @property
     def soft_prompts_label(self) -> str:
@@ -73,10 +65,19 @@ class Grounder:
 
     # -- steps -------------------------------------------------------------------------------
     def cot(self, clip: Clip, expression: str) -> CoTResult:
-        """The CoT step over the T_v video frames, without soft prompts."""
+        """The CoT step over the clip's T_v video frames (the study tools call this; the expression
+        is checked against the request's limits here, as in ``ground``)."""
+        from ..video import validate_expression
+
+        expression = validate_expression(expression, self.limits)
         idx = _sample(clip.num_frames, self.config.t_video)
-        prepared = self.adapter.build_video(clip.frames[idx], prompts.cot_prompt(expression),
-                                            self.config.frame_max_tokens, self._fps(clip, len(idx)))
+        return self.cot_frames(clip.frames[idx], expression, self._fps(clip, len(idx)))
+
+    def cot_frames(self, frames: np.ndarray, expression: str, fps: float) -> CoTResult:
+        """The CoT step (DESIGN.md 2) over these video frames at ``fps``, without soft prompts:
+        the one implementation that grounding, the study tools and training all run."""
+        prepared = self.adapter.build_video(frames, prompts.cot_prompt(expression),
+                                            self.config.frame_max_tokens, fps)
         _, texts = self.adapter.generate(prepared, self.config.cot_max_new_tokens)
         return prompts.parse_cot(texts[0])
 
@@ -134,17 +135,18 @@ class Grounder:
             raise RuntimeError(f"video branch gave {maps.shape[0]} maps for {len(frames)} frames")
         return maps, (out.words[0] if out.words else ""), out.geometry, out.visual_mass
 
-    def _fps(self, clip: Clip, k: int) -> float:
-        """Effective frame rate of k frames sampled uniformly from the clip."""
-        duration = clip.num_frames / max(clip.fps, 1e-6)
-        return k / max(duration, 1e-6)
+    @staticmethod
+    def _fps(clip: Clip, k: int) -> float:
+        from ..video import effective_fps
+
+        return effective_fps(clip.fps, clip.num_frames, k)
 
     # -- the whole grounding -----------------------------------------------------------------
     def ground(self, clip: Clip, expression: str, progress: Progress | None = None, *,
                use_cot: bool | None = None, use_soft_prompts: bool | None = None) -> GroundingResult:
         from ..video import validate_expression
 
-        expression = validate_expression(expression)
+        expression = validate_expression(expression, self.limits)
         use_cot = self.config.use_cot if use_cot is None else use_cot
         use_soft = self.config.use_soft_prompts if use_soft_prompts is None else use_soft_prompts
         if use_soft and self.soft_prompts is None:
@@ -158,7 +160,8 @@ class Grounder:
         if use_cot:
             if progress:
                 progress("CoT", 0.0)
-            cot = self.cot(clip, expression)
+            cot = self.cot_frames(clip.frames[video_frames], expression,
+                                  self._fps(clip, len(video_frames)))
         timings["cot"] = time.perf_counter() - t0
         query_text = prompts.query_prompt(expression, cot.attributes_text if cot else None)
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..files import atomic_write_json, fsync_dir
 from ..grounding.soft_prompts import SoftPrompts
 
 STATE_FORMAT = "steerseg-train-state-v1"
@@ -34,15 +35,8 @@ LATEST = "latest.json"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temp file + fsync + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """JSON (numpy scalars and paths allowed) through ``files.atomic_write_json`` (durable)."""
+    atomic_write_json(path, data, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:
@@ -156,11 +150,11 @@ def save_checkpoint(ckpt_root: str | Path, step: int, soft_prompts: SoftPrompts,
     full = {"format": STATE_FORMAT, "step": step, "optimizer": opt_meta,
             "scheduler": _scheduler_state(scheduler), "rng": rng_json(), **state}
     write_json_atomic(tmp / "trainer_state.json", full)  # written last: marks the folder complete
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)  # an incomplete folder from an interrupted earlier save
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     _point_latest(root, final, step)
     _prune(root, keep_last, keep=final)
     return final
@@ -177,18 +171,6 @@ def _scheduler_state(scheduler) -> dict[str, Any]:
 def _point_latest(root: Path, folder: Path, step: int) -> None:
     write_json_atomic(root / LATEST, {"step": step, "path": folder.name})
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _complete(folder: Path) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SteerSegError
+from ..files import atomic_write_text, temp_path
 
 
 class RunBusyError(SteerSegError):
@@ -75,7 +76,7 @@ class RunLock:
 
     def _write_new(self, info: dict[str, Any]) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}")
+        tmp = temp_path(self.path.parent, self.path.name)
         tmp.write_text(json.dumps(info))
         try:
             os.link(tmp, self.path)
@@ -86,9 +87,7 @@ class RunLock:
             tmp.unlink(missing_ok=True)
 
     def _replace(self, info: dict[str, Any]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(info), durable=False)
 
     def acquire(self, info: dict[str, Any] | None = None, pid: int | None = None,
                 adopt_from: tuple[int, ...] = ()) -> dict[str, Any]:

@@ -6,12 +6,14 @@ by the trainer (``loss.png``, ``val_maps_*.png`` in the run folder) and by the T
 
 from __future__ import annotations
 
-import os
+import io
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..files import atomic_write_bytes
 
 
 def _plt():
@@ -101,12 +103,9 @@ def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
     """Save atomically (the tab may be reading the previous version) and close the figure."""
     plt = _plt()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        fig.savefig(buf, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_bytes(path, buf.getvalue(), durable=False)

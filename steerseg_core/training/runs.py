@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import process_env, service_from_env
 from ..errors import InputError
 from .lock import RunBusyError, RunLock, describe_holder, pid_alive
 
@@ -84,8 +85,9 @@ class RunRequest:
 
 
 def train_command(req: RunRequest, run_dir: Path, export_dir: Path | None, lock_file: Path,
-                  python: str | None = None, resume: bool = False) -> list[str]:
-    """The argv of the background process."""
+                  python: str | None = None, resume: bool = False, train_args: str | None = None) -> list[str]:
+    """The argv of the background process; ``train_args`` (shell syntax, default
+    ``ServiceConfig.train_args``, i.e. STEERSEG_TRAIN_ARGS) ends every fresh run's options."""
     cmd = [python or sys.executable, "-m", "steerseg_core", "train", "--out", str(run_dir),
            "--lock-file", str(lock_file), "--device", req.device, "--no-progress"]
     if export_dir is not None:
@@ -102,7 +104,9 @@ def train_command(req: RunRequest, run_dir: Path, export_dir: Path | None, lock_
         cmd += ["--seed-video", req.seed_video]
     if req.name:
         cmd += ["--name", req.name]
-    return cmd + list(req.extra_args) + shlex.split(os.environ.get("STEERSEG_TRAIN_ARGS", ""))
+    if train_args is None:
+        train_args = service_from_env().train_args
+    return cmd + list(req.extra_args) + shlex.split(train_args)
 
 
 @dataclass
@@ -139,7 +143,7 @@ def launch_run(runs_dir: str | Path, req: RunRequest | None, export_dir: str | P
         run_dir.mkdir(parents=True, exist_ok=True)
         cmd = train_command(req, run_dir, Path(export_dir) if export_dir else None, lock.path, python,
                             resume=bool(resume_run))
-        child_env = dict(os.environ if env is None else env)
+        child_env = dict(process_env() if env is None else env)
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), child_env.get("PYTHONPATH", "")) if p)
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         with open(run_dir / "process.log", "ab") as logf:

@@ -45,8 +45,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import GroundingConfig
+from ..config import DistributedEnv, GroundingConfig, distributed_env
 from ..errors import InputError, SteerSegError
+from ..files import safe_name
 from ..grounding import prompts
 from ..grounding.grounder import Grounder
 from ..grounding.soft_prompts import SoftPrompts
@@ -83,9 +84,9 @@ class TrainResult:
 class _Dist:
     """Process group facts; a no-op shim for one process."""
 
-    def __init__(self, cpu: bool = False) -> None:
+    def __init__(self, cpu: bool = False, env: DistributedEnv | None = None) -> None:
         self.world, self.rank = 1, 0
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if (env or distributed_env()).world_size > 1:
             from accelerate import PartialState
 
             state = PartialState(cpu=cpu)
@@ -242,10 +243,8 @@ class Trainer:
             return prompts.query_prompt(sample.expression, None)
         if record_key not in self._cot:
             frames = sample.frames[branch_frame_indices(len(sample.frames), self.config.t_video)]
-            prepared = grounder.adapter.build_video(frames, prompts.cot_prompt(sample.expression),
-                                                    self.config.frame_max_tokens, max(sample.fps, 1e-3))
-            _, texts = grounder.adapter.generate(prepared, grounder.config.cot_max_new_tokens)
-            self._cot[record_key] = prompts.parse_cot(texts[0]).attributes_text
+            cot = grounder.cot_frames(frames, sample.expression, max(sample.fps, 1e-3))
+            self._cot[record_key] = cot.attributes_text
             if self.dist.main:
                 ckpt.write_json_atomic(self.run_dir / "cot_cache.json", self._cot)
         return prompts.query_prompt(sample.expression, self._cot[record_key])
@@ -561,7 +560,8 @@ class Trainer:
         final = soft.save(self.run_dir / "soft_prompts.safetensors", **meta)
         exported = None
         if self.config.export_dir:
-            name = _safe_name(self.config.name or f"{Path(self.config.backbone).name}-{self.run_dir.name}")
+            name = safe_name(self.config.name or f"{Path(self.config.backbone).name}-{self.run_dir.name}",
+                             "soft-prompts")
             exported = soft.save(Path(self.config.export_dir) / f"{name}.safetensors", **{**meta, "name": name})
         return final, exported
 
@@ -579,11 +579,6 @@ def _eta(seconds: float) -> str:
     s = int(max(0.0, seconds))
     h, rem = divmod(s, 3600)
     return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
-
-
-def _safe_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.")
-    return cleaned or "soft-prompts"
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = False, adapter=None,
