@@ -19,6 +19,7 @@ from typing import Any
 
 from .config import GroundingConfig, LimitsConfig, ServiceConfig, SteerSegConfig, service_from_env
 from .errors import InputError, OutOfMemoryError
+from .stages import Stage, timing_key
 from .types import Clip, GroundingResult, SegmentationResult, Tracklet
 
 Progress = Callable[[str, float], None]
@@ -142,7 +143,7 @@ class _StageClock:
         out: dict[str, float] = {}
         for i, (stage, start) in enumerate(self.starts):
             stop = self.starts[i + 1][1] if i + 1 < len(self.starts) else end
-            key = stage.lower().replace("sam2: ", "sam2_").replace(" ", "_")
+            key = timing_key(stage)
             out[key] = out.get(key, 0.0) + stop - start
         return out
 
@@ -182,11 +183,11 @@ class SteerSeg:
                                "SAM2 propagation")
         t1 = time.perf_counter()
         if progress:
-            progress("scoring", 0.0)
+            progress(Stage.SCORING, 0.0)
         scored = score_tracklets(tracklets, grounding, seg.alpha)
         t2 = time.perf_counter()
         return scored, {"sam2_load": t0 - t_load, **stages.durations(t1),
-                        "sam2_candidates_and_propagation": t1 - t0, "scoring": t2 - t1}
+                        "sam2_candidates_and_propagation": t1 - t0, Stage.SCORING.timing_key: t2 - t1}
 
     def assemble(self, clip: Clip, grounding: GroundingResult, tracklets: list[Tracklet],
                  timings: dict[str, float]) -> SegmentationResult:

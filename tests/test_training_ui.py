@@ -115,7 +115,7 @@ def test_background_run_start_watch_stop_resume_finish(ctx, tmp_path, monkeypatc
     assert Path(stopped["checkpoint"]).name == f"step_{stopped['step']:06d}"
     assert runs.active_run(ctx.runs_dir, "cpu") is None  # lock released
     cfg = json.loads((run_dir / "config.json").read_text())
-    assert cfg["seed_frame"] == "look at it" and cfg["n_prompts"] == 4 and cfg["steps"] == 5000
+    assert cfg["seed_frame"] == "look at it" and cfg["grounding"]["n_prompts"] == 4 and cfg["steps"] == 5000
 
     msg, _ = tab.resume_run(ctx, run_id)
     assert msg.startswith("Resuming"), msg

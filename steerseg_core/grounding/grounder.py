@@ -17,6 +17,7 @@ import torch
 
 from ..config import GroundingConfig, LimitsConfig, resolve_layers
 from ..errors import InputError
+from ..stages import Stage
 from ..types import Clip, CoTResult, GroundingResult, TokenGeometry
 from . import prompts, rollout
 from .lvlm import HFAdapter, PreparedInputs
@@ -118,7 +119,7 @@ class Grounder:
             masses.append(out.visual_mass)
             geometry = out.geometry
             if progress:
-                progress("frame rollout", min(1.0, (start + bs) / len(frames)))
+                progress(Stage.FRAME_ROLLOUT, min(1.0, (start + bs) / len(frames)))
         mass = np.mean(np.array(masses), axis=0).tolist()
         return torch.cat(maps), words, geometry, mass
 
@@ -159,25 +160,25 @@ class Grounder:
         t0 = time.perf_counter()
         if use_cot:
             if progress:
-                progress("CoT", 0.0)
+                progress(Stage.COT, 0.0)
             cot = self.cot_frames(clip.frames[video_frames], expression,
                                   self._fps(clip, len(video_frames)))
-        timings["cot"] = time.perf_counter() - t0
+        timings[Stage.COT.timing_key] = time.perf_counter() - t0
         query_text = prompts.query_prompt(expression, cot.attributes_text if cot else None)
 
         soft_f = self.soft_prompts.frame if use_soft else None
         soft_v = self.soft_prompts.video if use_soft else None
         t0 = time.perf_counter()
         if progress:
-            progress("frame rollout", 0.0)
+            progress(Stage.FRAME_ROLLOUT, 0.0)
         s_frm, words, fgeo, fmass = self.frame_maps(clip.frames[keyframes], query_text, soft_f, progress)
-        timings["frame_rollout"] = time.perf_counter() - t0
+        timings[Stage.FRAME_ROLLOUT.timing_key] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if progress:
-            progress("video rollout", 0.0)
+            progress(Stage.VIDEO_ROLLOUT, 0.0)
         s_vid, vword, vgeo, vmass = self.video_maps(clip.frames[video_frames], query_text, soft_v,
                                                     self._fps(clip, len(video_frames)))
-        timings["video_rollout"] = time.perf_counter() - t0
+        timings[Stage.VIDEO_ROLLOUT.timing_key] = time.perf_counter() - t0
 
         return GroundingResult(
             expression=expression, cot=cot,

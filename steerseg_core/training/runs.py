@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import process_env, service_from_env
 from ..errors import InputError
+from .config import TrainConfig
 from .lock import RunBusyError, RunLock, describe_holder, pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,9 +128,9 @@ def launch_run(runs_dir: str | Path, req: RunRequest | None, export_dir: str | P
         run_dir = runs_dir / Path(resume_run).name
         if not (run_dir / "config.json").exists():
             raise InputError(f"run '{resume_run}' not found")
-        stored = json.loads((run_dir / "config.json").read_text())
-        device = device or stored.get("device", "auto")
-        req = req or RunRequest(stored.get("data", ""), stored.get("backbone", ""), device=device)
+        stored = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        device = device or stored.grounding.device
+        req = req or RunRequest(stored.data, stored.grounding.backbone, device=device)
         req.device = device
     else:
         if req is None:
