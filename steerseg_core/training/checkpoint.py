@@ -34,23 +34,6 @@ STATE_FORMAT = "steerseg-train-state-v1"
 LATEST = "latest.json"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """JSON (numpy scalars and paths allowed) through ``files.atomic_write_json`` (durable)."""
-    atomic_write_json(path, data, default=_json_default)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, (tuple, set)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 # -- optimizer / RNG (de)serialisation --------------------------------------------------------
 
 def optimizer_to_parts(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -149,7 +132,7 @@ def save_checkpoint(ckpt_root: str | Path, step: int, soft_prompts: SoftPrompts,
     save_file(rng_tensors(), str(tmp / "rng.safetensors"), metadata={"format": STATE_FORMAT})
     full = {"format": STATE_FORMAT, "step": step, "optimizer": opt_meta,
             "scheduler": _scheduler_state(scheduler), "rng": rng_json(), **state}
-    write_json_atomic(tmp / "trainer_state.json", full)  # written last: marks the folder complete
+    atomic_write_json(tmp / "trainer_state.json", full)  # written last: marks the folder complete
     fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)  # an incomplete folder from an interrupted earlier save
@@ -169,7 +152,7 @@ def _scheduler_state(scheduler) -> dict[str, Any]:
 
 
 def _point_latest(root: Path, folder: Path, step: int) -> None:
-    write_json_atomic(root / LATEST, {"step": step, "path": folder.name})
+    atomic_write_json(root / LATEST, {"step": step, "path": folder.name})
 
 
 

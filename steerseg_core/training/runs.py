@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import process_env, service_from_env
 from ..errors import InputError
+from ..files import atomic_write_json
 from .config import TrainConfig
 from .lock import RunBusyError, RunLock, describe_holder, pid_alive
 
@@ -156,20 +157,14 @@ def launch_run(runs_dir: str | Path, req: RunRequest | None, export_dir: str | P
     lock.transfer(proc.pid, state="running")
     _CHILDREN[str(run_dir)] = proc
     if not (run_dir / "status.json").exists():
-        _write_json(run_dir / "status.json", {"state": "starting", "pid": proc.pid, "run_id": run_dir.name,
-                                              "step": 0, "total_steps": int(req.steps), "message": "starting",
-                                              "updated_at": time.time()})
+        atomic_write_json(run_dir / "status.json", {"state": "starting", "pid": proc.pid, "run_id": run_dir.name,
+                                                    "step": 0, "total_steps": int(req.steps),
+                                                    "message": "starting", "updated_at": time.time()})
     else:
         status = read_status(run_dir)
-        _write_json(run_dir / "status.json", {**status, "state": "starting", "pid": proc.pid,
-                                              "message": "resuming", "updated_at": time.time()})
+        atomic_write_json(run_dir / "status.json", {**status, "state": "starting", "pid": proc.pid,
+                                                    "message": "resuming", "updated_at": time.time()})
     return LaunchedRun(run_dir.name, run_dir, proc.pid, cmd)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from .checkpoint import write_json_atomic
-
-    write_json_atomic(path, data)
 
 
 def _reap(run_dir: Path) -> int | None:
@@ -240,8 +235,8 @@ def stop_run(run_dir: str | Path, wait_s: float = 0.0) -> str:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return f"run '{run_dir.name}' had already ended"
-    _write_json(run_dir / "status.json", {**{k: v for k, v in status.items() if k != "alive"},
-                                          "state": "stopping", "message": "stopping: saving a checkpoint"})
+    atomic_write_json(run_dir / "status.json", {**{k: v for k, v in status.items() if k != "alive"},
+                                                "state": "stopping", "message": "stopping: saving a checkpoint"})
     deadline = time.time() + wait_s
     while wait_s > 0 and time.time() < deadline:
         _reap(run_dir)

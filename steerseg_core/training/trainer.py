@@ -48,7 +48,7 @@ import torch
 
 from ..config import DistributedEnv, distributed_env
 from ..errors import InputError, SteerSegError
-from ..files import safe_name
+from ..files import atomic_write_json, safe_name
 from ..grounding import prompts
 from ..grounding.grounder import Grounder
 from ..grounding.soft_prompts import SoftPrompts
@@ -196,7 +196,7 @@ class Trainer:
         self._status.update(pid=os.getpid(), run_id=self.config.run_id or self.run_dir.name,
                             step=self.step, total_steps=self.config.steps, updated_at=time.time(),
                             skipped=self.skipped.to_dict())
-        ckpt.write_json_atomic(self.run_dir / "status.json", self._status)
+        atomic_write_json(self.run_dir / "status.json", self._status)
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
         if not self.dist.main:
@@ -261,7 +261,7 @@ class Trainer:
             cot = grounder.cot_frames(frames, sample.expression, max(sample.fps, 1e-3))
             self._cot[record_key] = cot.attributes_text
             if self.dist.main:
-                ckpt.write_json_atomic(self.run_dir / "cot_cache.json", self._cot)
+                atomic_write_json(self.run_dir / "cot_cache.json", self._cot)
         return prompts.query_prompt(sample.expression, self._cot[record_key])
 
     # -- the run --------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if not self.resume:
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-            ckpt.write_json_atomic(cfg_path, self.config.to_dict())
+            atomic_write_json(cfg_path, self.config.to_dict())
 
     def _load_adapter(self):
         if self._adapter is not None:
