@@ -16,7 +16,7 @@ import os
 import shutil
 import zipfile
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from fractions import Fraction
 from importlib import metadata
 from pathlib import Path
@@ -362,7 +362,7 @@ def result_dict(result: SegmentationResult, extra: dict | None = None) -> dict[s
         "config": result.config,
         "backbone": g.backbone,
         "versions": package_versions(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extra": extra or {},
     }
     return _jsonable(data)

@@ -13,7 +13,7 @@ from enum import Enum
 SAM2_GROUP = "SAM2"
 
 
-class Stage(str, Enum):  # noqa: UP042 - StrEnum is Python 3.11+, the Space runs 3.10
+class Stage(str, Enum):  # not StrEnum: Python 3.10
     """A stage reported through ``progress(stage, fraction)``; its value is the text shown."""
 
     COT = "CoT"

@@ -143,4 +143,4 @@ def init_run_dir(run: RunDir, bench: Benchmark, config: SteerSegConfig | None, p
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
