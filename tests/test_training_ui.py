@@ -134,5 +134,5 @@ def test_background_run_start_watch_stop_resume_finish(ctx, tmp_path, monkeypatc
     assert done["state"] == "finished", done
     from ui.segment import soft_prompt_choices
 
-    assert "demo-prompts.safetensors" in soft_prompt_choices(ctx)
+    assert "demo_prompts.safetensors" in soft_prompt_choices(ctx)  # files.safe_name
     assert "listed in the Segment tab" in tab.watch_run(ctx, short.name)[0]
