@@ -209,6 +209,8 @@ class ServiceConfig:
     # choices a caller may make; empty = the defaults (see ``steerseg_core.access``).
     allowed_backbones: tuple[str, ...] = ()
     allowed_sam2: tuple[str, ...] = ()
+    # STEERSEG_TRAIN_ARGS (shell syntax): options added to every training run the app starts.
+    train_args: str = ""
 
     @property
     def on_space(self) -> bool:
@@ -221,8 +223,8 @@ class ServiceConfig:
 
 def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
     """``ServiceConfig`` from SPACE_ID, STEERSEG_ALLOW_TRAINING, STEERSEG_ANNOTATE_PASSWORD,
-    STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS, HF_HUB_OFFLINE, STEERSEG_ALLOWED_BACKBONES
-    and STEERSEG_ALLOWED_SAM2."""
+    STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS, HF_HUB_OFFLINE, STEERSEG_ALLOWED_BACKBONES,
+    STEERSEG_ALLOWED_SAM2 and STEERSEG_TRAIN_ARGS."""
     from .errors import InputError
 
     env = os.environ if env is None else env
@@ -251,6 +253,7 @@ def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
         hub_offline=(env.get("HF_HUB_OFFLINE") or "").strip() == "1",
         allowed_backbones=names("STEERSEG_ALLOWED_BACKBONES"),
         allowed_sam2=names("STEERSEG_ALLOWED_SAM2"),
+        train_args=env.get("STEERSEG_TRAIN_ARGS") or "",
     )
 
 
@@ -277,6 +280,17 @@ def distributed_env(env: Mapping[str, str] | None = None) -> DistributedEnv:
 
     return DistributedEnv(rank=number("RANK", 0) or 0, world_size=number("WORLD_SIZE", 1) or 1,
                           local_rank=number("LOCAL_RANK", None))
+
+
+def triton_interpret(env: Mapping[str, str] | None = None) -> bool:
+    """TRITON_INTERPRET=1: Triton runs its kernels in the CPU interpreter (how CI checks them)."""
+    env = os.environ if env is None else env
+    return (env.get("TRITON_INTERPRET") or "").strip() == "1"
+
+
+def process_env() -> dict[str, str]:
+    """A copy of this process's environment, the base of a child process's (training runs)."""
+    return dict(os.environ)
 
 
 def default_layer_range(num_layers: int) -> tuple[int, int]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import secrets
 import shutil
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -26,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .files import atomic_write_bytes, safe_name, temp_path
 from .rle import rle_decode, rle_encode
 from .types import Clip, SegmentationResult
 
@@ -70,13 +69,6 @@ def davis_palette() -> np.ndarray:
     return pal.astype(np.uint8)
 
 
-def safe_name(name: str, fallback: str) -> str:
-    """A file stem that cannot leave its folder: last path component, safe characters only."""
-    stem = re.split(r"[\\/]", str(name))[-1].strip()
-    stem = re.sub(r"[^\w.\-]", "_", stem).lstrip(".")
-    return stem[:200] if stem else fallback
-
-
 def _safe_names(names: Sequence[str] | None, count: int) -> list[str]:
     defaults = [f"{i:05d}" for i in range(count)]
     if names is None:
@@ -100,27 +92,9 @@ def _inside(path: Path, folder: Path) -> Path:
     return path
 
 
-def _temp_path(folder: Path, name: str, suffix: str = ".tmp") -> Path:
-    """A hidden, unused name beside the final one (created with normal permissions, not 0600)."""
-    return folder / f".{name}.{secrets.token_hex(6)}{suffix}"
-
-
 def _temp_dir(folder: Path, name: str, tag: str) -> Path:
-    path = _temp_path(folder, name, f".{tag}")
+    path = temp_path(folder, name, f".{tag}")
     path.mkdir()
-    return path
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path.parent, path.name)
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -176,7 +150,7 @@ def zip_dir(src_dir: Path, zip_path: Path) -> Path:
     if not src_dir.is_dir():
         raise ValueError(f"not a folder: {src_dir.name}")
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(zip_path.parent, zip_path.name)
+    tmp = temp_path(zip_path.parent, zip_path.name)
     skip = {zip_path.resolve(), tmp.resolve()}
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -248,7 +222,7 @@ def write_overlay_mp4(frames: np.ndarray, masks: np.ndarray, path: Path, fps: fl
     path.parent.mkdir(parents=True, exist_ok=True)
     _, height, width, _ = frames.shape
     pad_h, pad_w = height % 2, width % 2
-    tmp = _temp_path(path.parent, path.stem, ".mp4")
+    tmp = temp_path(path.parent, path.stem, ".mp4")
     try:
         with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
             stream = container.add_stream("libx264", rate=rate, options={"crf": "23", "preset": "veryfast"})
@@ -296,7 +270,7 @@ def write_coco_rle_json(masks: np.ndarray, path: Path, names: Sequence[str] | No
     ]
     data = {"format": "coco_rle", "height": int(masks.shape[1]), "width": int(masks.shape[2]),
             "num_frames": int(masks.shape[0]), "frames": frames}
-    return _atomic_write_bytes(Path(path), json.dumps(data).encode())
+    return atomic_write_bytes(Path(path), json.dumps(data).encode(), durable=False)
 
 
 # --------------------------------------------------------------------------- result JSON
@@ -401,7 +375,7 @@ def write_result_json(result: SegmentationResult, path: Path, extra: dict | None
     data = result_dict(result, extra)
     validate_result_json(data)
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
-    return _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    return atomic_write_bytes(Path(path), text.encode("utf-8"), durable=False)
 
 
 def _is_num(v: Any) -> bool:

@@ -59,8 +59,19 @@ def atomic_write_text(path: str | Path, text: str, durable: bool = True) -> Path
     return atomic_write_bytes(path, text.encode("utf-8"), durable)
 
 
+def json_default(obj: Any) -> Any:
+    """What JSON cannot hold as is: numpy scalars become numbers, sets lists, paths strings."""
+    if getattr(obj, "ndim", None) == 0 and hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
 def atomic_write_json(path: str | Path, data: Any, durable: bool = True, indent: int | None = 2,
-                      default: Any = None) -> Path:
+                      default: Any = json_default) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=indent, default=default) + "\n", durable)
 
 

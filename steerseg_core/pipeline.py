@@ -17,20 +17,24 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .config import GroundingConfig, SteerSegConfig
+from .config import GroundingConfig, LimitsConfig, ServiceConfig, SteerSegConfig, service_from_env
 from .errors import InputError, OutOfMemoryError
+from .stages import Stage, timing_key
 from .types import Clip, GroundingResult, SegmentationResult, Tracklet
 
 Progress = Callable[[str, float], None]
 
-# Loaded models, least recently used first. At most MAX_CACHED_MODELS backbones and as many SAM2
-# models stay loaded (the app builds a pipeline per request and users may pick other models: an
-# unbounded cache would keep a copy of every model ever asked for). Soft prompts are tiny and are
-# cached per backbone.
+# Loaded models, least recently used first. At most ``ServiceConfig.max_cached_models``
+# (STEERSEG_MAX_CACHED_MODELS) backbones and as many SAM2 models stay loaded (the app builds a
+# pipeline per request and users may pick other models: an unbounded cache would keep a copy of
+# every model ever asked for). Soft prompts are tiny and are cached per backbone.
 _CACHE: OrderedDict[tuple, Any] = OrderedDict()
 _CACHE_LOCK = threading.RLock()
-MAX_CACHED_MODELS = max(1, int(os.environ.get("STEERSEG_MAX_CACHED_MODELS", "1")))
 MAX_CACHED_SOFT_PROMPTS = 8
+
+
+def _model_limit(max_models: int | None) -> int:
+    return max(1, max_models if max_models is not None else service_from_env().max_cached_models)
 
 
 def _free_memory() -> None:
@@ -84,22 +88,24 @@ def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) ->
     return None
 
 
-def cached_grounder(cfg: GroundingConfig):
+def cached_grounder(cfg: GroundingConfig, limits: LimitsConfig | None = None, max_models: int | None = None):
     """A Grounder for this configuration: the backbone is loaded once per process (and evicted
-    when another one is needed), the soft prompts once per backbone; the per-call options
-    (T_f, T_v, layers, CoT/soft prompts on or off) come from ``cfg``."""
+    when another one is needed; at most ``max_models``, default ``ServiceConfig.max_cached_models``),
+    the soft prompts once per backbone; the per-call options (T_f, T_v, layers, CoT/soft prompts
+    on or off) come from ``cfg``, the input limits the grounder checks from ``limits``."""
     from .grounding.grounder import Grounder
     from .grounding.lvlm import load_adapter
 
     adapter_key = ("lvlm", cfg.backbone, cfg.device, cfg.dtype)
-    adapter = _cached(adapter_key, lambda: load_adapter(cfg.backbone, cfg.device, cfg.dtype), MAX_CACHED_MODELS)
-    return Grounder(adapter, cfg, _soft_prompts_for(cfg, adapter, adapter_key))
+    adapter = _cached(adapter_key, lambda: load_adapter(cfg.backbone, cfg.device, cfg.dtype),
+                      _model_limit(max_models))
+    return Grounder(adapter, cfg, _soft_prompts_for(cfg, adapter, adapter_key), limits)
 
 
-def cached_sam2(spec: str, device: str = "auto"):
+def cached_sam2(spec: str, device: str = "auto", max_models: int | None = None):
     from .segment import build_sam2
 
-    return _cached(("sam2", spec, device), lambda: build_sam2(spec, device), MAX_CACHED_MODELS)
+    return _cached(("sam2", spec, device), lambda: build_sam2(spec, device), _model_limit(max_models))
 
 
 def clear_model_cache() -> None:
@@ -137,7 +143,7 @@ class _StageClock:
         out: dict[str, float] = {}
         for i, (stage, start) in enumerate(self.starts):
             stop = self.starts[i + 1][1] if i + 1 < len(self.starts) else end
-            key = stage.lower().replace("sam2: ", "sam2_").replace(" ", "_")
+            key = timing_key(stage)
             out[key] = out.get(key, 0.0) + stop - start
         return out
 
@@ -145,14 +151,20 @@ class _StageClock:
 class SteerSeg:
     """The whole method. ``SteerSeg(config).run(clip, expression)`` is all most users need."""
 
-    def __init__(self, config: SteerSegConfig | None = None) -> None:
+    def __init__(self, config: SteerSegConfig | None = None, service: ServiceConfig | None = None) -> None:
         self.config = config or SteerSegConfig()
+        # How many loaded models the process keeps (``ServiceConfig.max_cached_models``).
+        self.max_models = (service or service_from_env()).max_cached_models
         # Whether a model this pipeline ran is a random-weight test model (asked of the models).
         self._tiny = False
 
     # -- stages ------------------------------------------------------------------------------
     def ground(self, clip: Clip, expression: str, progress: Progress | None = None) -> GroundingResult:
-        g = _oom_guard(lambda: cached_grounder(self.config.grounding), "model loading")
+        from .video import validate_expression
+
+        expression = validate_expression(expression, self.config.limits)  # before loading a model
+        g = _oom_guard(lambda: cached_grounder(self.config.grounding, self.config.limits, self.max_models),
+                       "model loading")
         self._tiny = self._tiny or bool(g.adapter.is_tiny)
         return _oom_guard(lambda: g.ground(clip, expression, progress), "grounding")
 
@@ -163,7 +175,7 @@ class SteerSeg:
 
         seg = self.config.segment
         t_load = time.perf_counter()
-        backend = _oom_guard(lambda: cached_sam2(seg.sam2, seg.device), "SAM2 loading")
+        backend = _oom_guard(lambda: cached_sam2(seg.sam2, seg.device, self.max_models), "SAM2 loading")
         self._tiny = self._tiny or bool(backend.is_tiny)
         t0 = time.perf_counter()
         stages = _StageClock(progress)
@@ -171,11 +183,11 @@ class SteerSeg:
                                "SAM2 propagation")
         t1 = time.perf_counter()
         if progress:
-            progress("scoring", 0.0)
+            progress(Stage.SCORING, 0.0)
         scored = score_tracklets(tracklets, grounding, seg.alpha)
         t2 = time.perf_counter()
         return scored, {"sam2_load": t0 - t_load, **stages.durations(t1),
-                        "sam2_candidates_and_propagation": t1 - t0, "scoring": t2 - t1}
+                        "sam2_candidates_and_propagation": t1 - t0, Stage.SCORING.timing_key: t2 - t1}
 
     def assemble(self, clip: Clip, grounding: GroundingResult, tracklets: list[Tracklet],
                  timings: dict[str, float]) -> SegmentationResult:
@@ -236,7 +248,7 @@ class SteerSeg:
             if label not in (0, 1):
                 raise InputError("click label must be 1 (positive) or 0 (negative)")
         seg = self.config.segment
-        backend = cached_sam2(seg.sam2, seg.device)
+        backend = cached_sam2(seg.sam2, seg.device, self.max_models)
         chosen = result.tracklets[result.chosen]
         refined = _oom_guard(lambda: refine_tracklet(backend, clip, chosen, clicks), "refinement")
         alpha = float(result.config.get("segment", {}).get("alpha", seg.alpha))

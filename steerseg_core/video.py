@@ -567,6 +567,13 @@ def sample_indices(num_frames: int, k: int) -> np.ndarray:
     return np.round(np.linspace(0, num_frames - 1, k)).astype(np.int64)
 
 
+def effective_fps(fps: float, num_frames: int, k: int) -> float:
+    """The frame rate of ``k`` frames sampled uniformly from ``num_frames`` frames at ``fps``:
+    the same playback duration, so a model (or a preview) sees motion at its true speed."""
+    duration = num_frames / max(float(fps), 1e-6)
+    return k / max(duration, 1e-6)
+
+
 def validate_expression(text: str, limits: LimitsConfig | None = None) -> str:
     """Clean a referring expression and refuse unusable ones (``InputError``).
 

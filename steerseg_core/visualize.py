@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .types import Clip, GroundingResult, SegmentationResult, TokenGeometry
+from .types import Clip, GroundingResult, SegmentationResult
 
 POSITIVE = (40, 220, 90)
 NEGATIVE = (235, 50, 50)
@@ -28,12 +28,6 @@ def _thumb(frame: np.ndarray, max_side: int) -> np.ndarray:
     if s >= 1.0:
         return frame
     return np.asarray(Image.fromarray(frame).resize((max(1, round(w * s)), max(1, round(h * s))), Image.BILINEAR))
-
-
-def argmax_point(heat: np.ndarray, geometry: TokenGeometry) -> tuple[float, float]:
-    """(x, y) in original-frame pixels of the hottest token cell."""
-    row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    return geometry.cell_to_pixel(float(row), float(col))
 
 
 def draw_point(img: np.ndarray, xy: tuple[float, float], color=POSITIVE, scale: float = 1.0) -> np.ndarray:
@@ -62,11 +56,13 @@ def mask_overlay(frame: np.ndarray, mask: np.ndarray, color=MASK_COLOR, alpha: f
 
 def keyframe_heatmaps(clip: Clip, g: GroundingResult, max_side: int = 480) -> list[tuple[np.ndarray, str]]:
     """Per keyframe: attention overlay with the argmax point marked, and a caption."""
+    from .segment.points import keyframe_point  # the point the segmentation clicked
+
     items = []
     for i, f in enumerate(g.keyframes):
         frame = _thumb(clip.frames[int(f)], max_side)
         scale = frame.shape[1] / clip.width
-        img = draw_point(heatmap_overlay(frame, g.s_frm[i]), argmax_point(g.s_frm[i], g.frame_geometry), scale=scale)
+        img = draw_point(heatmap_overlay(frame, g.s_frm[i]), keyframe_point(g.s_frm[i], g.frame_geometry), scale=scale)
         word = g.query_words_frames[i] if i < len(g.query_words_frames) else ""
         items.append((img, f"keyframe {i + 1}/{len(g.keyframes)} · frame {int(f)}" + (f" · '{word}'" if word else "")))
     return items

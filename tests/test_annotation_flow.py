@@ -93,6 +93,20 @@ def test_password_and_name_are_checked_before_writing(env, monkeypatch):
     assert answer(db, st.id, "ann", 0, "True", password="s3cret", cache_dir=cache).labelled == 1
 
 
+def test_password_comes_from_the_service_config_passed_down(env, monkeypatch):
+    """The library reads no environment itself: a ServiceConfig given to it wins over the env."""
+    from steerseg_core.annotation.flow import password_required
+    from steerseg_core.config import ServiceConfig
+
+    db, st, cache = env
+    monkeypatch.delenv("STEERSEG_ANNOTATE_PASSWORD", raising=False)
+    guarded = ServiceConfig(annotate_password="pw")
+    assert password_required(guarded) and not password_required(ServiceConfig()) and not password_required()
+    with pytest.raises(InputError, match="wrong or missing annotation password"):
+        answer(db, st.id, "ann", 0, "True", password="nope", cache_dir=cache, service=guarded)
+    assert answer(db, st.id, "ann", 0, "True", password="pw", cache_dir=cache, service=guarded).labelled == 1
+
+
 def test_items_without_attributes(tmp_path, data_dir):
     db = tmp_path / "a.db"
     st = create_study(db, make_reasonvos(tmp_path / "rv"), name="pending", n=3, seed=0)

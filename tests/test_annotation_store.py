@@ -37,11 +37,11 @@ def test_new_database_has_schema_wal_and_version(tmp_path):
     assert {"studies", "samples", "judgements", "judgement_history", "annotator_state", "seg_scores"} <= tables
 
 
-def test_env_var_sets_database_path(monkeypatch, tmp_path):
-    monkeypatch.setenv("STEERSEG_DB", str(tmp_path / "x.db"))
-    assert store.db_path_from_env() == tmp_path / "x.db"
-    monkeypatch.delenv("STEERSEG_DB")
-    assert store.db_path_from_env().parts[-2:] == ("annotations", "steerseg.db")
+def test_env_var_sets_database_path(tmp_path):
+    from steerseg_core.config import paths_from_env
+
+    assert paths_from_env({"STEERSEG_DB": str(tmp_path / "x.db")}).db == tmp_path / "x.db"
+    assert paths_from_env({}).db.parts[-2:] == ("annotations", "steerseg.db")
 
 
 def test_migration_from_version_1_keeps_data(tmp_path):

@@ -124,13 +124,13 @@ def test_generation_killed_midway_resumes_without_recomputing(study):
 def test_generation_with_the_tiny_model(tmp_path, data_dir, tiny_models):
     """The real grounding core's CoT step (tiny random Qwen2.5-VL): parsed output is stored."""
     from steerseg_core.config import GroundingConfig
-    from steerseg_core.grounding.grounder import Grounder
+    from steerseg_core.pipeline import cached_grounder
 
     db = tmp_path / "a.db"
     st = create_study(db, make_reasonvos(tmp_path / "ReasonVOS", ("libby",)), name="tiny", n=2, seed=0)
     cfg = GroundingConfig(backbone=str(tiny_models / "qwen2_5_vl"), frame_max_tokens=40, n_prompts=8,
                           cot_max_new_tokens=12, use_soft_prompts=False, device="cpu")
-    grounder = Grounder.from_config(cfg)
+    grounder = cached_grounder(cfg)
     report = generate_attributes(db, st.id, grounder.cot, backbone=cfg.backbone)
     assert (report.done, report.failed) == (2, 0)
     for s in store.get_samples(db, st.id):

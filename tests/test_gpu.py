@@ -99,10 +99,11 @@ def test_bf16_training_run_on_the_device(tiny_models, tmp_path):
     from steerseg_core.training.trainer import TrainConfig, train
 
     data = make_synthetic_dataset(tmp_path / "syn", videos=4, frames=6, size=56, objects=(1, 2), seed=1)
-    cfg = TrainConfig(data=str(data), backbone=str(tiny_models / "qwen2_5_vl"), out=str(tmp_path / "run"),
-                      steps=4, lr=2e-2, warmup_steps=1, batch_size=2, n_prompts=4, input_frames=4, t_frame=4,
-                      t_video=4, frame_max_tokens=8, frame_batch_size=4, checkpoint_every=2, eval_every=0,
-                      val_samples=1, device=DEVICE)
+    cfg = TrainConfig.from_dict(dict(  # the flat layout of config.json, as older runs stored it
+        data=str(data), backbone=str(tiny_models / "qwen2_5_vl"), out=str(tmp_path / "run"),
+        steps=4, lr=2e-2, warmup_steps=1, batch_size=2, n_prompts=4, input_frames=4, t_frame=4,
+        t_video=4, frame_max_tokens=8, frame_batch_size=4, checkpoint_every=2, eval_every=0,
+        val_samples=1, device=DEVICE))
     result = train(cfg)
     assert result.state == "finished" and result.step == 4
     losses = [r["loss"] for r in read_metrics(result.run_dir) if r["split"] == "train"]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from steerseg_core import pipeline
-from steerseg_core.config import SteerSegConfig
+from steerseg_core.config import LimitsConfig, SteerSegConfig
 from steerseg_core.errors import InputError
+from steerseg_core.stages import Stage
 from steerseg_core.types import Clip
 from steerseg_core.video import load_clip
 
@@ -34,7 +35,11 @@ def cfg(tiny_models) -> SteerSegConfig:
 
 def test_run_and_stages(clip, cfg):
     seg = pipeline.SteerSeg(cfg)
-    result = seg.run(clip, "the camel walking")
+    reported: list[str] = []
+    result = seg.run(clip, "the camel walking", progress=lambda stage, fraction: reported.append(stage))
+    # every stage reported is one of the named stages, and each has its timings key
+    assert set(reported) <= set(Stage) and len(set(reported)) == len(Stage)
+    assert {s.timing_key for s in Stage} <= {k.removeprefix("grounding_") for k in result.timings}
     assert result.masks.shape == (10, clip.height, clip.width) and result.masks.dtype == bool
     s = [t.s for t in result.tracklets]
     assert result.chosen == int(np.nanargmax(s))
@@ -65,3 +70,24 @@ def test_run_and_stages(clip, cfg):
 
     pipeline.clear_model_cache()
     assert pipeline.cached_grounder(cfg.grounding).adapter is not g1.adapter
+
+
+def test_the_request_limits_reach_the_grounder(clip, cfg):
+    """One LimitsConfig per request: the pipeline checks the expression with it before loading a
+    model, and the grounder (also used alone by the study tools) checks with the same one."""
+    strict = dataclasses.replace(cfg, limits=LimitsConfig(max_expression_chars=5))
+    pipeline.clear_model_cache()
+    with pytest.raises(InputError, match="too long"):
+        pipeline.SteerSeg(strict).run(clip, "the camel walking")
+    assert pipeline.cached_models() == []  # refused before any model was loaded
+    g = pipeline.cached_grounder(cfg.grounding, strict.limits)
+    assert g.limits is strict.limits
+    with pytest.raises(InputError, match="too long"):
+        g.cot(clip, "the camel walking")
+    long = "the camel " * 110  # 1,100 characters: over the default limit, within a raised one
+    with pytest.raises(InputError, match="too long"):
+        pipeline.cached_grounder(cfg.grounding).cot(clip, long)
+    roomy = pipeline.cached_grounder(cfg.grounding, LimitsConfig(max_expression_chars=2000))
+    assert isinstance(roomy.cot(clip, long).raw, str)
+    with pytest.raises(InputError, match="too long"):
+        roomy.cot(clip, long * 2)

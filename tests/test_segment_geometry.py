@@ -41,6 +41,24 @@ def test_padded_content_box_maps_through_the_letterbox_and_ignores_padding():
     assert 0 <= x1 < 854 / 30 and 17 * 480 / 18 <= y1 < 480
 
 
+def test_heatmap_pictures_mark_the_point_the_segmentation_clicks(monkeypatch):
+    """One argmax-point function: the keyframe heat map marks the click SAM2 got, padding ignored."""
+    from types import SimpleNamespace
+
+    from steerseg_core import visualize
+    from steerseg_core.types import Clip
+
+    geo = TokenGeometry(grid=(20, 30), frame_size=(480, 854), content_box=(1.0, 0.0, 19.0, 30.0))
+    maps = _planted((20, 30), [(5, 12), (18, 0)])
+    maps[0, 0, 7] = 5.0  # louder, but in the padding row
+    clip = Clip(frames=np.zeros((2, 480, 854, 3), np.uint8), fps=10.0, source="synthetic")
+    g = SimpleNamespace(keyframes=np.array([0, 1]), s_frm=maps, frame_geometry=geo, query_words_frames=())
+    marked = []
+    monkeypatch.setattr(visualize, "draw_point", lambda img, xy, scale=1.0: marked.append(xy) or img)
+    visualize.keyframe_heatmaps(clip, g, max_side=854)
+    assert marked == keyframe_points(maps, geo)
+
+
 def test_fractional_content_box():
     geo = TokenGeometry(grid=(10, 16), frame_size=(300, 400), content_box=(0.5, 2.0, 9.5, 14.0))
     maps = _planted((10, 16), [(4, 7)])

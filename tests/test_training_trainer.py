@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from steerseg_core import cli
-from steerseg_core.errors import CheckpointError
+from steerseg_core.errors import CheckpointError, InputError
 from steerseg_core.grounding.lvlm import load_adapter
 from steerseg_core.grounding.soft_prompts import SoftPrompts, list_checkpoints
 from steerseg_core.testing.synthetic import make_synthetic_dataset
 from steerseg_core.training import checkpoint as ckpt
+from steerseg_core.training.config import GROUNDING_FIELDS
 from steerseg_core.training.objective import BranchResult, Objective
 from steerseg_core.training.runs import read_metrics, read_status
 from steerseg_core.training.trainer import TrainConfig, TrainingDiverged, train
@@ -58,7 +59,7 @@ def _cfg(data: Path, out: Path, backbone: Path, **kw) -> TrainConfig:
                 batch_size=2, n_prompts=4, input_frames=4, t_frame=4, t_video=4, frame_max_tokens=8,
                 frame_batch_size=4, checkpoint_every=3, eval_every=0, val_samples=1, gradient_checkpointing=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_dict(base)  # the flat layout older run folders stored
 
 
 def _train_lines(run: Path) -> list[dict]:
@@ -164,6 +165,12 @@ def test_resumed_run_matches_uninterrupted_and_lvlm_stays_frozen(adapter, backbo
     assert ckpt.latest_checkpoint(tmp_path / "part" / "checkpoints").name == "step_000003"
     assert signal.getsignal(signal.SIGTERM) is not None  # handler restored (not ours)
 
+    # A run folder written before the grounding options were nested stored them flat: still resumes.
+    stored = json.loads((tmp_path / "part" / "config.json").read_text())
+    assert stored["grounding"]["t_frame"] == 4 and "t_frame" not in stored
+    flat = {k: v for k, v in stored.items() if k != "grounding"}
+    flat.update({k: stored["grounding"][k] for k in GROUNDING_FIELDS})
+    (tmp_path / "part" / "config.json").write_text(json.dumps(flat))
     resumed = train(TrainConfig(out=str(tmp_path / "part")), resume=True, adapter=adapter)
     assert resumed.state == "finished" and resumed.step == 6
     sp_res = SoftPrompts.load(resumed.soft_prompts)
@@ -300,6 +307,35 @@ def test_sigkill_during_checkpoint_writes_leaves_a_loadable_checkpoint(tmp_path)
 
 # -- CLI ------------------------------------------------------------------------------------
 
+def test_train_config_holds_the_grounding_config_and_reads_the_old_flat_layout(tmp_path):
+    from steerseg_core.cli import build_parser
+    from steerseg_core.cli.train import config_from_args
+    from steerseg_core.config import GroundingConfig
+
+    flat = {"data": "d", "backbone": "b", "t_frame": 3, "t_video": 2, "layers": [1, 2], "n_prompts": 5,
+            "frame_max_tokens": 9, "frame_batch_size": 2, "device": "cpu", "dtype": "float32", "use_cot": True,
+            "steps": 7}
+    cfg = TrainConfig.from_dict(flat)
+    assert cfg.grounding == GroundingConfig(backbone="b", t_frame=3, t_video=2, layers=(1, 2), n_prompts=5,
+                                            frame_max_tokens=9, frame_batch_size=2, device="cpu",
+                                            dtype="float32", use_cot=True)
+    assert cfg.steps == 7 and cfg.backbone == "b" and cfg.n_prompts == 5  # read-through views
+    stored = cfg.to_dict()
+    assert not set(GROUNDING_FIELDS) & set(stored) and stored["grounding"]["t_frame"] == 3
+    assert TrainConfig.from_dict(stored) == cfg
+    assert TrainConfig().grounding.use_cot is False  # training's default query prompt has no CoT
+    with pytest.raises(InputError, match="unknown training option"):
+        TrainConfig.from_dict({"grounding": {"nope": 1}})
+    with pytest.raises(AttributeError):
+        cfg.backbone = "x"  # set it on cfg.grounding
+    args = build_parser().parse_args(["train", "--data", "d", "--out", str(tmp_path / "r"), "--backbone", "bb",
+                                      "--t-frame", "5", "--layers", "2-3", "--frame-max-tokens", "64",
+                                      "--n-prompts", "8", "--device", "cpu", "--cot", "--no-lock"])
+    g = config_from_args(args).grounding
+    assert (g.backbone, g.t_frame, g.layers, g.frame_max_tokens, g.n_prompts, g.device, g.use_cot) == \
+        ("bb", 5, (2, 3), 64, 8, "cpu", True)
+
+
 def test_cli_train_exports_and_refuses_to_overwrite(backbone, synthetic, tmp_path, capsys):
     out, export = tmp_path / "runs" / "cli", tmp_path / "checkpoints"
     argv = ["train", "--data", str(synthetic), "--backbone", str(backbone), "--out", str(out), "--steps", "2",
@@ -310,9 +346,9 @@ def test_cli_train_exports_and_refuses_to_overwrite(backbone, synthetic, tmp_pat
     printed = capsys.readouterr().out
     assert "finished 2 steps" in printed and "correlation" in printed
     exported = list_checkpoints(export)
-    assert [p.name for p in exported] == ["my-prompts.safetensors"]
+    assert [p.name for p in exported] == ["my_prompts.safetensors"]  # files.safe_name
     sp = SoftPrompts.load(exported[0])
-    assert sp.meta["trained"] is True and sp.meta["steps"] == 2 and sp.meta["name"] == "my-prompts"
+    assert sp.meta["trained"] is True and sp.meta["steps"] == 2 and sp.meta["name"] == "my_prompts"
     assert "val_corr" in sp.meta["metrics"]
     assert not (tmp_path / "runs" / "train-cpu.lock").exists()  # released
     assert cli.main(argv) == 2

@@ -115,7 +115,7 @@ def test_background_run_start_watch_stop_resume_finish(ctx, tmp_path, monkeypatc
     assert Path(stopped["checkpoint"]).name == f"step_{stopped['step']:06d}"
     assert runs.active_run(ctx.runs_dir, "cpu") is None  # lock released
     cfg = json.loads((run_dir / "config.json").read_text())
-    assert cfg["seed_frame"] == "look at it" and cfg["n_prompts"] == 4 and cfg["steps"] == 5000
+    assert cfg["seed_frame"] == "look at it" and cfg["grounding"]["n_prompts"] == 4 and cfg["steps"] == 5000
 
     msg, _ = tab.resume_run(ctx, run_id)
     assert msg.startswith("Resuming"), msg
@@ -134,5 +134,5 @@ def test_background_run_start_watch_stop_resume_finish(ctx, tmp_path, monkeypatc
     assert done["state"] == "finished", done
     from ui.segment import soft_prompt_choices
 
-    assert "demo-prompts.safetensors" in soft_prompt_choices(ctx)
+    assert "demo_prompts.safetensors" in soft_prompt_choices(ctx)  # files.safe_name
     assert "listed in the Segment tab" in tab.watch_run(ctx, short.name)[0]

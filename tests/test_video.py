@@ -25,6 +25,7 @@ from steerseg_core.config import LimitsConfig
 from steerseg_core.errors import InputError, VideoError
 from steerseg_core.video import (
     VideoInfo,
+    effective_fps,
     iter_frame_paths,
     load_clip,
     probe_video,
@@ -416,6 +417,13 @@ def test_truncated_gif_never_raises_raw(tmp_path, small_frames):
 
 
 # --------------------------------------------------------------------------- sample_indices
+
+
+def test_effective_fps_keeps_the_playback_duration():
+    """8 of 300 frames at 30 fps span the same 10 s: 0.8 fps (grounding, previews and training)."""
+    assert effective_fps(30.0, 300, 8) == pytest.approx(0.8)
+    assert effective_fps(24.0, 24, 24) == pytest.approx(24.0)
+    assert effective_fps(0.0, 10, 5) > 0  # no division by zero on a broken rate
 
 
 def test_sample_indices_examples():

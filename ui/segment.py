@@ -23,6 +23,7 @@ from steerseg_core import access, visualize
 from steerseg_core.config import DEFAULT_BACKBONE, SteerSegConfig, parse_layer_range
 from steerseg_core.errors import SteerSegError, public_message
 from steerseg_core.grounding.soft_prompts import list_checkpoints
+from steerseg_core.stages import SAM2_GROUP, Stage
 
 from .context import AppContext
 from .gpu import gpu_task
@@ -31,8 +32,8 @@ SEED_INIT = "seed-initialised (untrained)"
 SAM2_SIZES = list(access.SAM2_SIZES)
 # Overall progress bar share of each stage; the SAM2 stage reports one fraction across its
 # sub-steps (encoding frames, keyframe masks, tracking/propagating candidates).
-STAGE_SPAN = {"CoT": (0.0, 0.15), "frame rollout": (0.15, 0.45), "video rollout": (0.45, 0.55),
-              "SAM2": (0.55, 0.95), "scoring": (0.95, 1.0)}
+STAGE_SPAN = {Stage.COT.group: (0.0, 0.15), Stage.FRAME_ROLLOUT.group: (0.15, 0.45),
+              Stage.VIDEO_ROLLOUT.group: (0.45, 0.55), SAM2_GROUP: (0.55, 0.95), Stage.SCORING.group: (0.95, 1.0)}
 
 
 def outputs_root() -> Path:

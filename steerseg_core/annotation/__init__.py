@@ -21,7 +21,7 @@ from .stats import (
     study_statistics,
     wilson_interval,
 )
-from .store import SCHEMA_VERSION, db_path_from_env, ensure_schema, list_studies, record_judgement
+from .store import SCHEMA_VERSION, ensure_schema, list_studies, record_judgement
 from .studies import (
     create_study,
     generate_attributes,
@@ -33,7 +33,7 @@ from .studies import (
 __all__ = [
     "FALSE", "LABELS", "SCHEMA_VERSION", "SKIP", "TRUE", "ItemView", "Judgement", "Sample", "Study",
     "StudyStats", "answer", "clip_gif", "cohen_kappa", "compute_statistics", "create_study",
-    "db_path_from_env", "ensure_schema", "export_study", "fleiss_kappa", "generate_attributes",
+    "ensure_schema", "export_study", "fleiss_kappa", "generate_attributes",
     "import_attributes", "import_segmentation_scores", "list_studies", "navigate", "open_study",
     "record_judgement", "sample_items", "show_item", "study_choices", "study_statistics",
     "wilson_interval",

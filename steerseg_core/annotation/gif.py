@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from PIL import Image, ImageSequence
 
 from ..config import LimitsConfig
 from ..errors import VideoError
+from ..files import atomic_write_bytes
 from .sources import IMAGE_EXTS
 
 GIF_VERSION = 1
@@ -134,6 +133,8 @@ def clip_gif(
     At most ``max_frames`` uniformly subsampled frames, longest side ``max_side``; if the file is
     larger than ``limits.max_gif_bytes`` it is remade smaller (fewer frames, smaller side).
     """
+    from ..video import effective_fps
+
     limits = limits or LimitsConfig()
     max_frames = max(1, min(max_frames, limits.max_gif_frames))
     max_bytes = int(limits.max_gif_bytes)
@@ -148,12 +149,8 @@ def clip_gif(
         if len(frames) <= 1 and side <= 32:
             raise VideoError(f"cannot fit a preview of {Path(clip_ref).name} into {max_bytes} bytes")
         keep = _frame_indices(len(frames), max(1, len(frames) // 2))
-        rate *= len(keep) / len(frames)  # fewer frames, same playback duration
+        rate = effective_fps(rate, len(frames), len(keep))  # fewer frames, same playback duration
         side = max(32, int(side * 0.75))
         frames = [_fit(frames[i], side) for i in keep]
         data = encode_gif(frames, max(rate, 0.5))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
-    return out
+    return atomic_write_bytes(out, data, durable=False)

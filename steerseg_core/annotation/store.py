@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -36,7 +35,6 @@ from .records import (
     normalise_question,
 )
 
-DEFAULT_DB = Path(__file__).resolve().parents[2] / "annotations" / "steerseg.db"
 BUSY_TIMEOUT_S = 60.0
 
 
@@ -50,11 +48,6 @@ class StorageError(StoreError):
 
 class ReadOnlyStoreError(StorageError):
     """The database file or its folder cannot be written (reading may still work)."""
-
-
-def db_path_from_env() -> Path:
-    """``STEERSEG_DB`` if set, else annotations/steerseg.db in the project."""
-    return Path(os.environ.get("STEERSEG_DB") or DEFAULT_DB)
 
 
 def now() -> str:

@@ -51,16 +51,18 @@ def _generate(args: argparse.Namespace) -> int:
     from .options import config_from_args
 
     try:
-        from ..grounding.grounder import Grounder  # heavy (torch, transformers): only when generating
+        from ..grounding import grounder as _grounder  # noqa: F401 heavy (torch, transformers): only now
     except ImportError as err:
         raise SteerSegError(f"attribute generation needs the grounding core ({err})") from err
 
     db = _db(args)
     study = store.find_study(db, args.study)
+    from ..pipeline import cached_grounder
+
     cfg = config_from_args(args)
     # The CoT step runs without soft prompts: do not load (or check) a checkpoint for it.
     cfg.grounding.use_soft_prompts, cfg.grounding.soft_prompts = False, None
-    grounder = Grounder.from_config(cfg.grounding)
+    grounder = cached_grounder(cfg.grounding, cfg.limits)
     bar = tqdm(total=None, unit="item", desc=f"study #{study.id}")
 
     def progress(done: int, total: int, what: str) -> None:

@@ -149,7 +149,7 @@ def cmd_eval_ablation(args: argparse.Namespace) -> int:
         for bench_name, root in benches:
             ablation.run_grid(variants, bench_name, root, args.out, config, factory, opts, args.split)
         table = ablation.grid_table(args.grid, args.out, variants)
-        from ..datasets.masks_io import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         atomic_write_bytes(Path(args.out) / f"ablation-{args.grid}.md", table.encode("utf-8"))
     print(table)

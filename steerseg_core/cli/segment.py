@@ -6,7 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..stages import Stage
 from .options import add_run_options, config_from_args
+
+# The bars' labels line up: as wide as the longest stage name.
+_STAGE_WIDTH = max(len(stage.value) for stage in Stage)
 
 
 class StageBars:
@@ -25,7 +29,7 @@ class StageBars:
         if stage != self.stage:
             self.close()
             self.stage = stage
-            self.bar = tqdm(total=100, desc=f"{stage:>18}", unit="%", file=sys.stderr, leave=True,
+            self.bar = tqdm(total=100, desc=f"{stage:>{_STAGE_WIDTH}}", unit="%", file=sys.stderr, leave=True,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
         target = int(round(100 * min(max(fraction, 0.0), 1.0)))
         self.bar.update(max(0, target - self.bar.n))

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..config import DEFAULT_BACKBONE, distributed_env, paths_from_env
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, train_grounding
 from .options import add_run_options
 
 EPILOG = """\
@@ -79,17 +79,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     lock = None
     if not args.no_lock:
         lock = args.lock_file or str(lock_for(Path(args.out).resolve().parent, args.device).path)
+    grounding = train_grounding(
+        backbone=args.backbone, t_frame=args.t_frame, t_video=args.t_video, layers=args.layers,
+        n_prompts=args.n_prompts, frame_max_tokens=args.frame_tokens, frame_batch_size=args.frame_batch_size,
+        device=args.device, dtype=args.dtype, use_cot=args.cot)
     return TrainConfig(
-        data=args.data or "", backbone=args.backbone, out=args.out, steps=args.steps, lr=args.lr,
+        data=args.data or "", grounding=grounding, out=args.out, steps=args.steps, lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup, batch_size=args.batch_size,
-        max_grad_norm=args.max_grad_norm, n_prompts=args.n_prompts, seed_frame=args.seed_frame,
+        max_grad_norm=args.max_grad_norm, seed_frame=args.seed_frame,
         seed_video=args.seed_video, init_from=args.init_from, input_frames=args.input_frames,
-        t_frame=args.t_frame, t_video=args.t_video, frame_max_tokens=args.frame_tokens,
-        frame_batch_size=args.frame_batch_size, layers=args.layers,
-        branches=tuple(b.strip() for b in args.branches.split(",") if b.strip()), use_cot=args.cot,
+        branches=tuple(b.strip() for b in args.branches.split(",") if b.strip()),
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
         eval_every=args.eval_every, val_data=args.val_data, val_samples=args.val_samples, seed=args.seed,
-        device=args.device, dtype=args.dtype, gradient_checkpointing=not args.no_grad_checkpointing,
+        gradient_checkpointing=not args.no_grad_checkpointing,
         autocast=not args.no_autocast, export_dir=_export_dir(args), name=args.name, lock_file=lock,
         run_id=args.run_id, log_every=args.log_every)
 

@@ -9,8 +9,6 @@ are mapped back to indices through the DAVIS palette.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,22 +16,10 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..export import davis_palette
+from ..files import atomic_write_bytes
 
 VOID = 255
-
-
-def davis_palette() -> np.ndarray:
-    """(256, 3) uint8 DAVIS / PASCAL-VOC colour map: index bits spread over the colour channels."""
-    pal = np.zeros((256, 3), dtype=np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
 
 
 _PALETTE = davis_palette()
@@ -111,27 +97,6 @@ def read_label_sequence(paths: Sequence[Path | None], size: tuple[int, int] | No
     return out, binary
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
-
-    ``durable`` also flushes the data to disk before the rename (survives a power cut, not only a
-    killed process); mask PNGs skip it — the record written after them is what marks them done.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=1)
@@ -141,13 +106,6 @@ def png_bytes(image: Image.Image) -> bytes:
 def binary_png(mask: np.ndarray) -> bytes:
     """A 0/255 greyscale PNG of a boolean mask (the Ref-YouTube-VOS / MeViS submission format)."""
     return png_bytes(Image.fromarray(np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8), "L"))
-
-
-def indexed_png(labels: np.ndarray) -> bytes:
-    """A palette PNG of object ids (DAVIS-2017 format)."""
-    im = Image.fromarray(np.asarray(labels, dtype=np.uint8), "P")
-    im.putpalette(_PALETTE.reshape(-1).tolist())
-    return png_bytes(im)
 
 
 def write_binary_masks(folder: Path, names: Sequence[str], masks: np.ndarray) -> None:

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..config import SteerSegConfig
 from ..datasets import Benchmark, Expression
-from ..datasets.masks_io import atomic_write_bytes
 from ..errors import InputError
+from ..files import atomic_write_text
 
 
 def _clean(obj: Any) -> Any:
@@ -44,7 +44,7 @@ def _clean(obj: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(_clean(data), indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_text(path, json.dumps(_clean(data), indent=1, ensure_ascii=False) + "\n")
 
 
 class RunDir:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import shutil
 import sys
 import time
@@ -23,10 +22,11 @@ from typing import Protocol, TextIO
 import numpy as np
 from PIL import Image
 
-from ..config import SteerSegConfig
+from ..config import DistributedEnv, SteerSegConfig, distributed_env
 from ..datasets import Benchmark, Expression, open_benchmark
-from ..datasets.masks_io import atomic_write_bytes, read_binary_masks, write_binary_masks
+from ..datasets.masks_io import read_binary_masks, write_binary_masks
 from ..errors import InputError
+from ..files import atomic_write_bytes
 from ..types import Clip, SegmentationResult
 from .records import build_record, error_record
 from .rundir import RunDir, config_differences, init_run_dir, now, write_json
@@ -102,12 +102,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def shard_from_env() -> tuple[int, int] | None:
-    """(rank, world size) under ``accelerate launch`` / torchrun, else None."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world > 1:
-        return int(os.environ.get("RANK", "0") or 0), world
-    return None
+def launch_shard(dist: DistributedEnv | None = None) -> tuple[int, int] | None:
+    """(rank, world size) under ``accelerate launch`` / torchrun (``dist`` defaults to
+    ``distributed_env()``), else None."""
+    dist = dist or distributed_env()
+    return (dist.rank, dist.world_size) if dist.world_size > 1 else None
 
 
 def shard_expressions(exprs: Sequence[Expression], index: int, count: int) -> list[Expression]:
@@ -196,7 +195,7 @@ def run_benchmark(bench: Benchmark, out: Path | str, config: SteerSegConfig | No
     run = RunDir(out)
     init_run_dir(run, bench, config, opts.predictor_name)
     selected = select_expressions(bench.expressions(), opts.videos, opts.limit)
-    shard = opts.shard or shard_from_env() or (0, 1)
+    shard = opts.shard or launch_shard() or (0, 1)
     mine = shard_expressions(selected, *shard)
     records = run.load_records()
     todo = [e for e in mine if e.key not in records

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import GroundingConfig, resolve_layers
+from ..config import GroundingConfig, LimitsConfig, resolve_layers
 from ..errors import InputError
+from ..stages import Stage
 from ..types import Clip, CoTResult, GroundingResult, TokenGeometry
 from . import prompts, rollout
-from .lvlm import HFAdapter, PreparedInputs, load_adapter
+from .lvlm import HFAdapter, PreparedInputs
 from .soft_prompts import SoftPrompts
 
 Progress = Callable[[str, float], None]
@@ -45,23 +46,15 @@ def _sample(num_frames: int, k: int) -> np.ndarray:
 
 class Grounder:
     def __init__(self, adapter: HFAdapter, config: GroundingConfig,
-                 soft_prompts: SoftPrompts | None = None) -> None:
+                 soft_prompts: SoftPrompts | None = None, limits: LimitsConfig | None = None) -> None:
         self.adapter = adapter
         self.config = config
+        # The request's input limits (the expression is checked against them).
+        self.limits = limits if limits is not None else LimitsConfig()
         self.layers = resolve_layers(config.layers, adapter.num_layers)
         if soft_prompts is not None:
             soft_prompts.check_compatible(adapter.fingerprint)
         self.soft_prompts = soft_prompts
-
-    @classmethod
-    def from_config(cls, config: GroundingConfig) -> Grounder:
-        adapter = load_adapter(config.backbone, config.device, config.dtype)
-        soft = None
-        if config.soft_prompts:
-            soft = SoftPrompts.load(config.soft_prompts, adapter.fingerprint)
-        elif config.use_soft_prompts:
-            soft = SoftPrompts.from_seed(adapter, config.n_prompts)
-        return cls(adapter, config, soft)
 
     @property
     def soft_prompts_label(self) -> str:
@@ -73,10 +66,19 @@ class Grounder:
 
     # -- steps -------------------------------------------------------------------------------
     def cot(self, clip: Clip, expression: str) -> CoTResult:
-        """The CoT step over the T_v video frames, without soft prompts."""
+        """The CoT step over the clip's T_v video frames (the study tools call this; the expression
+        is checked against the request's limits here, as in ``ground``)."""
+        from ..video import validate_expression
+
+        expression = validate_expression(expression, self.limits)
         idx = _sample(clip.num_frames, self.config.t_video)
-        prepared = self.adapter.build_video(clip.frames[idx], prompts.cot_prompt(expression),
-                                            self.config.frame_max_tokens, self._fps(clip, len(idx)))
+        return self.cot_frames(clip.frames[idx], expression, self._fps(clip, len(idx)))
+
+    def cot_frames(self, frames: np.ndarray, expression: str, fps: float) -> CoTResult:
+        """The CoT step (DESIGN.md 2) over these video frames at ``fps``, without soft prompts:
+        the one implementation that grounding, the study tools and training all run."""
+        prepared = self.adapter.build_video(frames, prompts.cot_prompt(expression),
+                                            self.config.frame_max_tokens, fps)
         _, texts = self.adapter.generate(prepared, self.config.cot_max_new_tokens)
         return prompts.parse_cot(texts[0])
 
@@ -117,7 +119,7 @@ class Grounder:
             masses.append(out.visual_mass)
             geometry = out.geometry
             if progress:
-                progress("frame rollout", min(1.0, (start + bs) / len(frames)))
+                progress(Stage.FRAME_ROLLOUT, min(1.0, (start + bs) / len(frames)))
         mass = np.mean(np.array(masses), axis=0).tolist()
         return torch.cat(maps), words, geometry, mass
 
@@ -134,17 +136,18 @@ class Grounder:
             raise RuntimeError(f"video branch gave {maps.shape[0]} maps for {len(frames)} frames")
         return maps, (out.words[0] if out.words else ""), out.geometry, out.visual_mass
 
-    def _fps(self, clip: Clip, k: int) -> float:
-        """Effective frame rate of k frames sampled uniformly from the clip."""
-        duration = clip.num_frames / max(clip.fps, 1e-6)
-        return k / max(duration, 1e-6)
+    @staticmethod
+    def _fps(clip: Clip, k: int) -> float:
+        from ..video import effective_fps
+
+        return effective_fps(clip.fps, clip.num_frames, k)
 
     # -- the whole grounding -----------------------------------------------------------------
     def ground(self, clip: Clip, expression: str, progress: Progress | None = None, *,
                use_cot: bool | None = None, use_soft_prompts: bool | None = None) -> GroundingResult:
         from ..video import validate_expression
 
-        expression = validate_expression(expression)
+        expression = validate_expression(expression, self.limits)
         use_cot = self.config.use_cot if use_cot is None else use_cot
         use_soft = self.config.use_soft_prompts if use_soft_prompts is None else use_soft_prompts
         if use_soft and self.soft_prompts is None:
@@ -157,24 +160,25 @@ class Grounder:
         t0 = time.perf_counter()
         if use_cot:
             if progress:
-                progress("CoT", 0.0)
-            cot = self.cot(clip, expression)
-        timings["cot"] = time.perf_counter() - t0
+                progress(Stage.COT, 0.0)
+            cot = self.cot_frames(clip.frames[video_frames], expression,
+                                  self._fps(clip, len(video_frames)))
+        timings[Stage.COT.timing_key] = time.perf_counter() - t0
         query_text = prompts.query_prompt(expression, cot.attributes_text if cot else None)
 
         soft_f = self.soft_prompts.frame if use_soft else None
         soft_v = self.soft_prompts.video if use_soft else None
         t0 = time.perf_counter()
         if progress:
-            progress("frame rollout", 0.0)
+            progress(Stage.FRAME_ROLLOUT, 0.0)
         s_frm, words, fgeo, fmass = self.frame_maps(clip.frames[keyframes], query_text, soft_f, progress)
-        timings["frame_rollout"] = time.perf_counter() - t0
+        timings[Stage.FRAME_ROLLOUT.timing_key] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if progress:
-            progress("video rollout", 0.0)
+            progress(Stage.VIDEO_ROLLOUT, 0.0)
         s_vid, vword, vgeo, vmass = self.video_maps(clip.frames[video_frames], query_text, soft_v,
                                                     self._fps(clip, len(video_frames)))
-        timings["video_rollout"] = time.perf_counter() - t0
+        timings[Stage.VIDEO_ROLLOUT.timing_key] = time.perf_counter() - t0
 
         return GroundingResult(
             expression=expression, cot=cot,

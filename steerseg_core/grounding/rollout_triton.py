@@ -21,9 +21,10 @@ CPU interpreter too (``TRITON_INTERPRET=1``), which is how CI checks them agains
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
+
+from ..config import triton_interpret
 
 try:  # Triton ships with the Linux CUDA builds of torch; elsewhere the torch path is used
     import triton
@@ -48,7 +49,7 @@ def available(query: torch.Tensor) -> bool:
         return False
     if query.is_cuda:
         return True
-    return os.environ.get("TRITON_INTERPRET") == "1" and query.device.type == "cpu"
+    return query.device.type == "cpu" and triton_interpret()
 
 
 if triton is not None:

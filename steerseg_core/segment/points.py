@@ -32,6 +32,12 @@ def argmax_cell(frame_map: np.ndarray, geometry: TokenGeometry) -> tuple[int, in
     return int(row), int(col)
 
 
+def keyframe_point(frame_map: np.ndarray, geometry: TokenGeometry) -> tuple[float, float]:
+    """The (x, y) click in original-frame pixels for one keyframe map: the centre of its argmax
+    content cell. The segmentation clicks here and the heat-map pictures mark the same point."""
+    return geometry.cell_to_pixel(*argmax_cell(frame_map, geometry))
+
+
 def keyframe_points(s_frm: np.ndarray, geometry: TokenGeometry) -> list[tuple[float, float]]:
     """One (x, y) click in original-frame pixels per keyframe map of ``s_frm`` (T_f, rows, cols)."""
-    return [geometry.cell_to_pixel(*argmax_cell(m, geometry)) for m in np.asarray(s_frm)]
+    return [keyframe_point(m, geometry) for m in np.asarray(s_frm)]

@@ -20,6 +20,7 @@ import torch
 
 from ..config import SegmentConfig
 from ..errors import InputError
+from ..stages import Stage
 from ..types import Clip, GroundingResult, Tracklet
 from .nms import mask_nms
 from .points import keyframe_points
@@ -79,10 +80,10 @@ def generate_candidates(backend: Sam2Backend, clip: Clip, grounding: GroundingRe
     report = progress or (lambda message, fraction: None)
     points = keyframe_points(grounding.s_frm, grounding.frame_geometry)
     with backend.running():
-        report("SAM2: encoding frames", 0.0)
-        enc = backend.encode(clip, progress=lambda f: report("SAM2: encoding frames", _ENCODE * f))
+        report(Stage.SAM2_ENCODING, 0.0)
+        enc = backend.encode(clip, progress=lambda f: report(Stage.SAM2_ENCODING, _ENCODE * f))
         key = segment_keyframes(backend, enc, frames, points)
-        report("SAM2: keyframe masks", _KEYFRAMES)
+        report(Stage.SAM2_KEYFRAMES, _KEYFRAMES)
         present = (key.low_res > 0).flatten(1).any(dim=1).cpu().numpy()
         candidates = np.flatnonzero(present) if present.any() else np.arange(len(frames))
         masks = (key.low_res[candidates, 0] > 0).cpu().numpy()
@@ -91,9 +92,9 @@ def generate_candidates(backend: Sam2Backend, clip: Clip, grounding: GroundingRe
         collect = _Collector(len(rows), clip, cfg.logit_clip)
         track_candidates(
             backend, enc, key, rows, collect,
-            progress=lambda f: report("SAM2: tracking candidates", _KEYFRAMES + (1 - _KEYFRAMES) * f))
+            progress=lambda f: report(Stage.SAM2_TRACKING, _KEYFRAMES + (1 - _KEYFRAMES) * f))
     assert collect.seen.all(), "every candidate must have a mask on every frame"
-    report("SAM2: candidates ready", 1.0)
+    report(Stage.SAM2_READY, 1.0)
     return [Tracklet(source_keyframe=frames[r], point_xy=(float(points[r][0]), float(points[r][1])),
                      masks=collect.masks[i], logits=collect.logits[i])
             for i, r in enumerate(rows)]

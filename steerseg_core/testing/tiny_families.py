@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..files import TINY_LABEL, TINY_MARKER
-from .tiny_models import QWEN_SPECIAL_TOKENS, train_bpe
+from .tiny_tokenizer import QWEN_SPECIAL_TOKENS, train_bpe
 
 INTERNVL_NAMED_TOKENS = {
     "start_image_token": "<img>",

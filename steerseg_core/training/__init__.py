@@ -1,8 +1,9 @@
 """Soft-prompt training: datasets, the rollout–mask objective, a resumable trainer, run management.
 
+    from steerseg_core.config import GroundingConfig
     from steerseg_core.training import TrainConfig, train
-    train(TrainConfig(data="data/ref-youtube-vos/train", backbone="Qwen/Qwen2.5-VL-7B-Instruct",
-                      out="runs/qwen25", export_dir="checkpoints"))
+    train(TrainConfig(data="data/ref-youtube-vos/train", out="runs/qwen25", export_dir="checkpoints",
+                      grounding=GroundingConfig(backbone="Qwen/Qwen2.5-VL-7B-Instruct", use_cot=False)))
 
 CLI: ``python -m steerseg_core train --help``; the run-folder layout is described in trainer.py and
 README.md here. Names are imported lazily so that importing the package stays light.

@@ -27,34 +27,11 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..files import atomic_write_json, fsync_dir
 from ..grounding.soft_prompts import SoftPrompts
 
 STATE_FORMAT = "steerseg-train-state-v1"
 LATEST = "latest.json"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temp file + fsync + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, (tuple, set)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # -- optimizer / RNG (de)serialisation --------------------------------------------------------
@@ -155,12 +132,12 @@ def save_checkpoint(ckpt_root: str | Path, step: int, soft_prompts: SoftPrompts,
     save_file(rng_tensors(), str(tmp / "rng.safetensors"), metadata={"format": STATE_FORMAT})
     full = {"format": STATE_FORMAT, "step": step, "optimizer": opt_meta,
             "scheduler": _scheduler_state(scheduler), "rng": rng_json(), **state}
-    write_json_atomic(tmp / "trainer_state.json", full)  # written last: marks the folder complete
-    _fsync_dir(tmp)
+    atomic_write_json(tmp / "trainer_state.json", full)  # written last: marks the folder complete
+    fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)  # an incomplete folder from an interrupted earlier save
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     _point_latest(root, final, step)
     _prune(root, keep_last, keep=final)
     return final
@@ -175,20 +152,8 @@ def _scheduler_state(scheduler) -> dict[str, Any]:
 
 
 def _point_latest(root: Path, folder: Path, step: int) -> None:
-    write_json_atomic(root / LATEST, {"step": step, "path": folder.name})
+    atomic_write_json(root / LATEST, {"step": step, "path": folder.name})
 
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _complete(folder: Path) -> bool:

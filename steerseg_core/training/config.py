@@ -7,20 +7,37 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import DEFAULT_BACKBONE
+from ..config import GroundingConfig
 from ..errors import InputError
 from ..grounding import prompts
+
+# The grounding options a run uses, held in ``TrainConfig.grounding``. Older run folders stored
+# them flat at the top of config.json: ``from_dict`` moves them into the grounding part.
+GROUNDING_FIELDS = ("backbone", "t_frame", "t_video", "layers", "n_prompts", "frame_max_tokens",
+                    "frame_batch_size", "device", "dtype", "use_cot")
+
+
+def train_grounding(**values: Any) -> GroundingConfig:
+    """The grounding configuration of a training run: the paper's, except that the query prompt
+    goes without CoT attributes unless asked (``use_cot``)."""
+    values.setdefault("use_cot", False)
+    if values.get("layers") is not None:
+        values["layers"] = tuple(values["layers"])
+    return GroundingConfig(**values)
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; stored as ``config.json`` in the run folder (resume reads it)."""
+    """Everything a run needs; stored as ``config.json`` in the run folder (resume reads it).
+
+    The backbone, T_f / T_v, layers, N_p, token budget, device, dtype and CoT switch are the
+    grounding's own options (``grounding``); ``cfg.backbone`` and the like read them through."""
 
     data: str = ""
-    backbone: str = DEFAULT_BACKBONE
+    grounding: GroundingConfig = field(default_factory=train_grounding)
     out: str = "runs/train"
     steps: int = 6500
     lr: float = 5e-4
@@ -29,27 +46,18 @@ class TrainConfig:
     min_lr_ratio: float = 0.0
     batch_size: int = 4  # effective batch: samples per optimizer step over all processes
     max_grad_norm: float | None = 1.0
-    n_prompts: int = 64
     seed_frame: str = prompts.SEED_PROMPT_FRAME
     seed_video: str = prompts.SEED_PROMPT_VIDEO
     init_from: str | None = None  # start from an existing soft-prompt checkpoint
     input_frames: int = 16
-    t_frame: int = 16
-    t_video: int = 8
-    frame_max_tokens: int = 1024
-    frame_batch_size: int = 4
     max_side: int | None = 1280  # frames larger than this are downscaled when loaded
-    layers: tuple[int, int] | None = None
     branches: tuple[str, ...] = ("frame", "video")
-    use_cot: bool = False
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     eval_every: int = 250
     val_data: str | None = None
     val_samples: int = 8
     seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
     gradient_checkpointing: bool = True
     autocast: bool = True
     export_dir: str | None = None
@@ -64,16 +72,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
+        """From ``to_dict`` output, or from the flat config.json of runs written before the
+        grounding options were nested (their ``backbone``, ``t_frame`` … move into ``grounding``)."""
+        values = dict(data)
+        grounding = dict(values.pop("grounding", None) or {})
+        for name in GROUNDING_FIELDS:
+            if name in values:
+                grounding[name] = values.pop(name)
+        names = {f.name for f in dataclasses.fields(cls)} - {"grounding"}
+        unknown = (set(values) - names) | (set(grounding) - {f.name for f in dataclasses.fields(GroundingConfig)})
         if unknown:
             raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        values = dict(data)
-        if values.get("layers") is not None:
-            values["layers"] = tuple(values["layers"])
         if "branches" in values:
             values["branches"] = tuple(values["branches"])
-        return cls(**values)
+        return cls(grounding=train_grounding(**grounding), **values)
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -89,6 +101,15 @@ class TrainConfig:
             raise InputError(f"branches must be 'frame' and/or 'video', got {self.branches}")
         if not self.seed_frame.strip() or not self.seed_video.strip():
             raise InputError("seed prompts must not be empty")
+
+
+def _grounding_view(name: str) -> property:
+    return property(lambda self: getattr(self.grounding, name),
+                    doc=f"``grounding.{name}`` (read-only here; set it on ``grounding``).")
+
+
+for _name in GROUNDING_FIELDS:
+    setattr(TrainConfig, _name, _grounding_view(_name))
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -393,11 +392,3 @@ def _shrink(frame: np.ndarray, mask: np.ndarray, max_side: int) -> tuple[np.ndar
     return f, m
 
 
-def iter_usable(records: Iterable[ExpressionRecord], num_frames: int,
-                skipped: SkipCounter) -> Iterable[TrainSample]:
-    """Load records in order with uniform frames, counting (not raising) the bad ones."""
-    for r in records:
-        try:
-            yield load_sample(r, num_frames)
-        except BadSample as bad:
-            skipped.add(bad.reason)

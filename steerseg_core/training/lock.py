@@ -20,6 +20,7 @@ from typing import Any
 from filelock import FileLock
 
 from ..errors import SteerSegError
+from ..files import atomic_write_text
 
 
 class RunBusyError(SteerSegError):
@@ -84,9 +85,7 @@ class RunLock:
         return None
 
     def _replace(self, info: dict[str, Any]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.monotonic_ns()}")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(info), durable=False)
 
     def acquire(self, info: dict[str, Any] | None = None, pid: int | None = None,
                 adopt_from: tuple[int, ...] = ()) -> dict[str, Any]:

@@ -8,13 +8,15 @@ touched from the trainer or from Gradio's worker threads, and nothing has to be 
 
 from __future__ import annotations
 
-import os
+import io
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from ..files import atomic_write_bytes
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -99,11 +101,6 @@ def attention_figure(frames: np.ndarray, maps: np.ndarray, targets: np.ndarray, 
 def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
     """Save atomically (the tab may be reading the previous version)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    return atomic_write_bytes(path, buf.getvalue(), durable=False)

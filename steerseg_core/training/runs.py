@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import process_env, service_from_env
 from ..errors import InputError
+from ..files import atomic_write_json
+from .config import TrainConfig
 from .lock import RunBusyError, RunLock, describe_holder, pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,8 +87,9 @@ class RunRequest:
 
 
 def train_command(req: RunRequest, run_dir: Path, export_dir: Path | None, lock_file: Path,
-                  python: str | None = None, resume: bool = False) -> list[str]:
-    """The argv of the background process."""
+                  python: str | None = None, resume: bool = False, train_args: str | None = None) -> list[str]:
+    """The argv of the background process; ``train_args`` (shell syntax, default
+    ``ServiceConfig.train_args``, i.e. STEERSEG_TRAIN_ARGS) ends every fresh run's options."""
     cmd = [python or sys.executable, "-m", "steerseg_core", "train", "--out", str(run_dir),
            "--lock-file", str(lock_file), "--device", req.device, "--no-progress"]
     if export_dir is not None:
@@ -102,7 +106,9 @@ def train_command(req: RunRequest, run_dir: Path, export_dir: Path | None, lock_
         cmd += ["--seed-video", req.seed_video]
     if req.name:
         cmd += ["--name", req.name]
-    return cmd + list(req.extra_args) + shlex.split(os.environ.get("STEERSEG_TRAIN_ARGS", ""))
+    if train_args is None:
+        train_args = service_from_env().train_args
+    return cmd + list(req.extra_args) + shlex.split(train_args)
 
 
 @dataclass
@@ -123,9 +129,9 @@ def launch_run(runs_dir: str | Path, req: RunRequest | None, export_dir: str | P
         run_dir = runs_dir / Path(resume_run).name
         if not (run_dir / "config.json").exists():
             raise InputError(f"run '{resume_run}' not found")
-        stored = json.loads((run_dir / "config.json").read_text())
-        device = device or stored.get("device", "auto")
-        req = req or RunRequest(stored.get("data", ""), stored.get("backbone", ""), device=device)
+        stored = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        device = device or stored.grounding.device
+        req = req or RunRequest(stored.data, stored.grounding.backbone, device=device)
         req.device = device
     else:
         if req is None:
@@ -139,7 +145,7 @@ def launch_run(runs_dir: str | Path, req: RunRequest | None, export_dir: str | P
         run_dir.mkdir(parents=True, exist_ok=True)
         cmd = train_command(req, run_dir, Path(export_dir) if export_dir else None, lock.path, python,
                             resume=bool(resume_run))
-        child_env = dict(os.environ if env is None else env)
+        child_env = dict(process_env() if env is None else env)
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), child_env.get("PYTHONPATH", "")) if p)
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         with open(run_dir / "process.log", "ab") as logf:
@@ -151,20 +157,14 @@ def launch_run(runs_dir: str | Path, req: RunRequest | None, export_dir: str | P
     lock.transfer(proc.pid, state="running")
     _CHILDREN[str(run_dir)] = proc
     if not (run_dir / "status.json").exists():
-        _write_json(run_dir / "status.json", {"state": "starting", "pid": proc.pid, "run_id": run_dir.name,
-                                              "step": 0, "total_steps": int(req.steps), "message": "starting",
-                                              "updated_at": time.time()})
+        atomic_write_json(run_dir / "status.json", {"state": "starting", "pid": proc.pid, "run_id": run_dir.name,
+                                                    "step": 0, "total_steps": int(req.steps),
+                                                    "message": "starting", "updated_at": time.time()})
     else:
         status = read_status(run_dir)
-        _write_json(run_dir / "status.json", {**status, "state": "starting", "pid": proc.pid,
-                                              "message": "resuming", "updated_at": time.time()})
+        atomic_write_json(run_dir / "status.json", {**status, "state": "starting", "pid": proc.pid,
+                                                    "message": "resuming", "updated_at": time.time()})
     return LaunchedRun(run_dir.name, run_dir, proc.pid, cmd)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from .checkpoint import write_json_atomic
-
-    write_json_atomic(path, data)
 
 
 def _reap(run_dir: Path) -> int | None:
@@ -235,8 +235,8 @@ def stop_run(run_dir: str | Path, wait_s: float = 0.0) -> str:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return f"run '{run_dir.name}' had already ended"
-    _write_json(run_dir / "status.json", {**{k: v for k, v in status.items() if k != "alive"},
-                                          "state": "stopping", "message": "stopping: saving a checkpoint"})
+    atomic_write_json(run_dir / "status.json", {**{k: v for k, v in status.items() if k != "alive"},
+                                                "state": "stopping", "message": "stopping: saving a checkpoint"})
     deadline = time.time() + wait_s
     while wait_s > 0 and time.time() < deadline:
         _reap(run_dir)

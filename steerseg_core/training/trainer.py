@@ -29,6 +29,7 @@ all-reduced, metrics averaged, only process 0 writes):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -45,8 +46,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import GroundingConfig
+from ..config import DistributedEnv, distributed_env
 from ..errors import InputError, SteerSegError
+from ..files import atomic_write_json, safe_name
 from ..grounding import prompts
 from ..grounding.grounder import Grounder
 from ..grounding.soft_prompts import SoftPrompts
@@ -83,9 +85,9 @@ class TrainResult:
 class _Dist:
     """Process group facts; a no-op shim for one process."""
 
-    def __init__(self, cpu: bool = False) -> None:
+    def __init__(self, cpu: bool = False, env: DistributedEnv | None = None) -> None:
         self.world, self.rank = 1, 0
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if (env or distributed_env()).world_size > 1:
             from accelerate import PartialState
 
             state = PartialState(cpu=cpu)
@@ -126,6 +128,20 @@ class _Dist:
         return [int(x) for x in t.tolist()]
 
 
+@dataclass
+class _Run:
+    """What one run trains with, built once by ``Trainer._build``."""
+
+    adapter: Any
+    soft: SoftPrompts
+    grounder: Grounder
+    objective: Objective
+    params: list[torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    accum: int  # micro-batches per optimizer step on this process
+
+
 class Trainer:
     """One run. ``run()`` trains to ``config.steps`` (or until stopped) and returns a TrainResult."""
 
@@ -141,7 +157,7 @@ class Trainer:
         self.handle_signals = handle_signals
         self._adapter = adapter
         self._stop_reason: str | None = None
-        self.dist = _Dist(cpu=config.device == "cpu")
+        self.dist = _Dist(cpu=config.grounding.device == "cpu")
         self.step = 0
         self._resume_note = ""  # which damaged checkpoints a resume passed over
         self.micro = 0
@@ -181,7 +197,7 @@ class Trainer:
         self._status.update(pid=os.getpid(), run_id=self.config.run_id or self.run_dir.name,
                             step=self.step, total_steps=self.config.steps, updated_at=time.time(),
                             skipped=self.skipped.to_dict())
-        ckpt.write_json_atomic(self.run_dir / "status.json", self._status)
+        atomic_write_json(self.run_dir / "status.json", self._status)
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
         if not self.dist.main:
@@ -239,16 +255,14 @@ class Trainer:
 
     # -- CoT attributes (optional) ----------------------------------------------------------------
     def _query_text(self, grounder: Grounder, record_key: str, sample: TrainSample) -> str:
-        if not self.config.use_cot:
+        if not self.config.grounding.use_cot:
             return prompts.query_prompt(sample.expression, None)
         if record_key not in self._cot:
-            frames = sample.frames[branch_frame_indices(len(sample.frames), self.config.t_video)]
-            prepared = grounder.adapter.build_video(frames, prompts.cot_prompt(sample.expression),
-                                                    self.config.frame_max_tokens, max(sample.fps, 1e-3))
-            _, texts = grounder.adapter.generate(prepared, grounder.config.cot_max_new_tokens)
-            self._cot[record_key] = prompts.parse_cot(texts[0]).attributes_text
+            frames = sample.frames[branch_frame_indices(len(sample.frames), self.config.grounding.t_video)]
+            cot = grounder.cot_frames(frames, sample.expression, max(sample.fps, 1e-3))
+            self._cot[record_key] = cot.attributes_text
             if self.dist.main:
-                ckpt.write_json_atomic(self.run_dir / "cot_cache.json", self._cot)
+                atomic_write_json(self.run_dir / "cot_cache.json", self._cot)
         return prompts.query_prompt(sample.expression, self._cot[record_key])
 
     # -- the run --------------------------------------------------------------------------------
@@ -264,15 +278,15 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if not self.resume:
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-            ckpt.write_json_atomic(cfg_path, self.config.to_dict())
+            atomic_write_json(cfg_path, self.config.to_dict())
 
     def _load_adapter(self):
         if self._adapter is not None:
             return self._adapter
         from ..grounding.lvlm import load_adapter
 
-        device = str(self.dist.device) if self.dist.world > 1 else self.config.device
-        return load_adapter(self.config.backbone, device, self.config.dtype)
+        device = str(self.dist.device) if self.dist.world > 1 else self.config.grounding.device
+        return load_adapter(self.config.grounding.backbone, device, self.config.grounding.dtype)
 
     def run(self) -> TrainResult:
         cfg = self.config
@@ -281,7 +295,7 @@ class Trainer:
             from .runs import device_label
 
             lock.acquire({"run_id": cfg.run_id or self.run_dir.name, "run_dir": str(self.run_dir),
-                          "device": device_label(cfg.device)}, adopt_from=(os.getppid(), os.getpid()))
+                          "device": device_label(cfg.grounding.device)}, adopt_from=(os.getppid(), os.getpid()))
         handler = None
         prev_handlers: dict[int, Any] = {}
         if self.handle_signals and threading.current_thread() is threading.main_thread():
@@ -312,121 +326,170 @@ class Trainer:
                 handler.close()
 
     def _run(self) -> TrainResult:
-        cfg = self.config
-        torch.manual_seed(cfg.seed)
+        """The run, top to bottom: data, model and optimiser, resume point, the loop, the ending."""
+        torch.manual_seed(self.config.seed)
+        train, val = self._load_data()
+        run = self._build(self._load_adapter())
+        self._load_cot_cache()
+        if self.resume:
+            self._restore(run.soft, run.optimizer, run.scheduler, run.adapter)
+        val_samples = self._load_val(val)
+        val_init = None
+        if not self.resume and val_samples:
+            val_init = self._evaluate(run.objective, run.grounder, val_samples, tag="init")
+        self._write_status(state="running", message=self._resume_note or "training", device=str(run.adapter.device),
+                           backbone=self.config.grounding.backbone, data=self.config.data)
+        last = self._train_loop(run, train, val_samples)
+        if self.step >= self.config.steps:
+            return self._finish(run, last, val_init, val_samples)
+        return self._stopped(run, last, val_init)
+
+    # -- the steps of a run ---------------------------------------------------------------------------
+    def _load_data(self) -> tuple[Dataset, Dataset]:
         train, val = self._datasets()
         self.skipped = SkipCounter.from_dict(train.skipped.to_dict())
         log.info("data: %d training samples (%s layout), %d held out; indexing: %s", len(train), train.layout,
                  len(val), train.skipped.summary())
-        adapter = self._load_adapter()
-        gcfg = GroundingConfig(backbone=cfg.backbone, t_frame=cfg.t_frame, t_video=cfg.t_video, layers=cfg.layers,
-                               n_prompts=cfg.n_prompts, frame_max_tokens=cfg.frame_max_tokens,
-                               query_max_new_tokens=1, frame_batch_size=cfg.frame_batch_size)
+        return train, val
+
+    def _build(self, adapter) -> _Run:
+        """Soft prompts (seed or ``init_from``), the grounder and objective, AdamW + cosine schedule."""
+        cfg = self.config
+        n_prompts = cfg.grounding.n_prompts
+        gcfg = dataclasses.replace(cfg.grounding, query_max_new_tokens=1)  # only the first token counts
         if cfg.init_from:
             soft = SoftPrompts.load(cfg.init_from, adapter.fingerprint)
-            if soft.n_prompts != cfg.n_prompts:
-                raise InputError(f"'{cfg.init_from}' has N_p = {soft.n_prompts}, not {cfg.n_prompts}")
+            if soft.n_prompts != n_prompts:
+                raise InputError(f"'{cfg.init_from}' has N_p = {soft.n_prompts}, not {n_prompts}")
         else:
-            soft = SoftPrompts.from_seed(adapter, cfg.n_prompts, cfg.seed_frame, cfg.seed_video)
+            soft = SoftPrompts.from_seed(adapter, n_prompts, cfg.seed_frame, cfg.seed_video)
         soft.to(adapter.device)
         grounder = Grounder(adapter, gcfg, soft)
-        objective = Objective(grounder, cfg.t_frame, cfg.t_video, cfg.frame_batch_size,
+        objective = Objective(grounder, gcfg.t_frame, gcfg.t_video, gcfg.frame_batch_size,
                               cfg.gradient_checkpointing, cfg.autocast, cfg.branches)
         params = [soft.frame, soft.video]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio))
         accum = max(1, math.ceil(cfg.batch_size / self.dist.world))
+        return _Run(adapter, soft, grounder, objective, params, optimizer, scheduler, accum)
 
+    def _load_cot_cache(self) -> None:
         if (self.run_dir / "cot_cache.json").exists():
             self._cot = json.loads((self.run_dir / "cot_cache.json").read_text())
-        val_init = None
-        if self.resume:
-            self._restore(soft, optimizer, scheduler, adapter)
-        val_samples = self._load_val(val)
-        if not self.resume and val_samples:
-            val_init = self._evaluate(objective, grounder, val_samples, tag="init")
 
-        self._write_status(state="running", message=self._resume_note or "training",
-                           device=str(adapter.device),
-                           backbone=cfg.backbone, data=cfg.data)
+    def _train_loop(self, run: _Run, train: Dataset, val_samples: list[TrainSample]) -> dict[str, float]:
+        """Optimizer steps until ``steps`` or a stop that every process agrees on; the last metrics."""
         bar = self._bar()
         last: dict[str, float] = {}
-        while self.step < cfg.steps and not self._agree_stop():
+        while self.step < self.config.steps and not self._agree_stop():
             t0 = time.perf_counter()
-            micro_at_start, skipped_at_start = self.micro, self.skipped.to_dict()
-            optimizer.zero_grad(set_to_none=True)
-            sums = {}
-            n = 0
-            interrupted = False
-            bad_sample: str | None = None
-            for _ in range(accum):
-                if self.stopping:
-                    interrupted = True
-                    break
-                sample = self._next_sample(train)
-                text = self._query_text(grounder, sample.key, sample)
-                results = objective.run(sample, soft, text, scale=1.0 / accum, grad=True)
-                if not all(r.finite for r in results.values()):
-                    bad_sample = bad_sample or sample.key  # nothing was backpropagated from it
-                for k, v in summarise(results).items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n += 1
-            if self.dist.any(bad_sample is not None):  # every process stops together
-                raise self._diverged(f"the loss became NaN/inf (sample {bad_sample or 'on another process'})")
-            if self.dist.any(interrupted):  # abandon the partial step: resume redoes it exactly
-                self.micro, self.skipped = micro_at_start, SkipCounter.from_dict(skipped_at_start)
-                self.request_stop(self._stop_reason or "stop requested on another process")
+            accumulated = self._accumulate(run, train)
+            if accumulated is None:  # stopped mid-step
                 break
-            self.dist.average_grads(params)
-            keys = sorted(sums)
-            totals = self.dist.sum([sums[k] for k in keys] + [float(n)])
-            metrics = {k: v / max(totals[-1], 1.0) for k, v in zip(keys, totals[:-1], strict=True)}
-            grads = [p.grad for p in params if p.grad is not None]
-            if not all(bool(torch.isfinite(g).all()) for g in grads):
-                raise self._diverged("a soft-prompt gradient became NaN/inf")
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or float("inf")))
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-            self.step += 1
+            metrics, samples = accumulated
+            lr, grad_norm = self._optimizer_step(run)
             dt = time.perf_counter() - t0
-            self._step_time = dt if self._step_time is None else 0.9 * self._step_time + 0.1 * dt
             last = {**metrics, "lr": lr, "grad_norm": grad_norm}
-            self._append_metrics({"split": "train", "step": self.step, **{k: round(v, 6) for k, v in last.items()},
-                                  "samples": int(totals[-1]), "skipped": self.skipped.total,
-                                  "step_time": round(dt, 4), "time": round(self._elapsed(), 2)})
-            eta = self._step_time * (cfg.steps - self.step)
-            self._write_status(state="stopping" if self.stopping else "running", eta_s=round(eta, 1),
-                               loss=last["loss"], corr=last["corr"], lr=lr,
-                               message="stopping: saving a checkpoint" if self.stopping else "training")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{last['loss']:.3f}", corr=f"{last['corr']:.3f}", lr=f"{lr:.2e}")
-            elif cfg.log_every and (self.step % cfg.log_every == 0 or self.step == 1):
-                log.info("step %d/%d  loss %.4f (BCE %.4f, Dice %.4f)  corr %.3f  lr %.2e  %.2f s/step  ETA %s",
-                         self.step, cfg.steps, last["loss"], last["bce"], last["dice"], last["corr"], lr,
-                         self._step_time, _eta(eta))
-            if cfg.eval_every and self.step % cfg.eval_every == 0 and val_samples and self.step < cfg.steps:
-                self._evaluate(objective, grounder, val_samples, tag="latest")
-            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
-                self._save(soft, optimizer, scheduler, last)
-            if self.on_step is not None:
-                self.on_step(self, last)
+            self._report_step(last, samples, dt, bar)
+            self._periodic(run, last, val_samples)
         if bar is not None:
             bar.close()
+        return last
 
-        if self.step >= cfg.steps:
-            val_final = self._evaluate(objective, grounder, val_samples, tag="latest") if val_samples else None
-            self._save(soft, optimizer, scheduler, last)
-            final, exported = self._export(soft, last, val_final)
-            self._plot()
-            self._write_status(state="finished", eta_s=0, message=f"finished: {(exported or final or self.run_dir).name}",
-                               soft_prompts=str(final), exported=str(exported) if exported else None)
-            log.info("finished %d steps; soft prompts: %s; %s", self.step, exported or final, self.skipped.summary())
-            return TrainResult("finished", self.step, self.run_dir, final, exported, last, val_init, val_final,
-                               self.skipped.to_dict(), self.dist.main)
-        folder = self._save(soft, optimizer, scheduler, last)
+    def _accumulate(self, run: _Run, train: Dataset) -> tuple[dict[str, float], int] | None:
+        """Forward/backward ``accum`` samples into the gradients; the metrics averaged over every
+        process and the sample count, or None when a stop arrived (the partial step is undone, so
+        a resume redoes it exactly)."""
+        micro_at_start, skipped_at_start = self.micro, self.skipped.to_dict()
+        run.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        n = 0
+        interrupted = False
+        bad_sample: str | None = None
+        for _ in range(run.accum):
+            if self.stopping:
+                interrupted = True
+                break
+            sample = self._next_sample(train)
+            text = self._query_text(run.grounder, sample.key, sample)
+            results = run.objective.run(sample, run.soft, text, scale=1.0 / run.accum, grad=True)
+            if not all(r.finite for r in results.values()):
+                bad_sample = bad_sample or sample.key  # nothing was backpropagated from it
+            for k, v in summarise(results).items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+        if self.dist.any(bad_sample is not None):  # every process stops together
+            raise self._diverged(f"the loss became NaN/inf (sample {bad_sample or 'on another process'})")
+        if self.dist.any(interrupted):
+            self.micro, self.skipped = micro_at_start, SkipCounter.from_dict(skipped_at_start)
+            self.request_stop(self._stop_reason or "stop requested on another process")
+            return None
+        self.dist.average_grads(run.params)
+        keys = sorted(sums)
+        totals = self.dist.sum([sums[k] for k in keys] + [float(n)])
+        metrics = {k: v / max(totals[-1], 1.0) for k, v in zip(keys, totals[:-1], strict=True)}
+        return metrics, int(totals[-1])
+
+    def _optimizer_step(self, run: _Run) -> tuple[float, float]:
+        """Check and clip the gradients, step the optimizer and schedule; (lr used, grad norm)."""
+        grads = [p.grad for p in run.params if p.grad is not None]
+        if not all(bool(torch.isfinite(g).all()) for g in grads):
+            raise self._diverged("a soft-prompt gradient became NaN/inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(run.params, self.config.max_grad_norm or float("inf")))
+        lr = run.optimizer.param_groups[0]["lr"]
+        run.optimizer.step()
+        run.scheduler.step()
+        self.step += 1
+        return lr, grad_norm
+
+    def _report_step(self, last: dict[str, float], samples: int, dt: float, bar) -> None:
+        """metrics.jsonl line, status.json (ETA) and the progress bar or a log line."""
+        cfg = self.config
+        self._step_time = dt if self._step_time is None else 0.9 * self._step_time + 0.1 * dt
+        self._append_metrics({"split": "train", "step": self.step, **{k: round(v, 6) for k, v in last.items()},
+                              "samples": samples, "skipped": self.skipped.total,
+                              "step_time": round(dt, 4), "time": round(self._elapsed(), 2)})
+        eta = self._step_time * (cfg.steps - self.step)
+        lr = last["lr"]
+        self._write_status(state="stopping" if self.stopping else "running", eta_s=round(eta, 1),
+                           loss=last["loss"], corr=last["corr"], lr=lr,
+                           message="stopping: saving a checkpoint" if self.stopping else "training")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{last['loss']:.3f}", corr=f"{last['corr']:.3f}", lr=f"{lr:.2e}")
+        elif cfg.log_every and (self.step % cfg.log_every == 0 or self.step == 1):
+            log.info("step %d/%d  loss %.4f (BCE %.4f, Dice %.4f)  corr %.3f  lr %.2e  %.2f s/step  ETA %s",
+                     self.step, cfg.steps, last["loss"], last["bce"], last["dice"], last["corr"], lr,
+                     self._step_time, _eta(eta))
+
+    def _periodic(self, run: _Run, last: dict[str, float], val_samples: list[TrainSample]) -> None:
+        """Held-out evaluation and checkpoint every N steps (the final ones are the ending's), then
+        the ``on_step`` hook."""
+        cfg = self.config
+        if cfg.eval_every and self.step % cfg.eval_every == 0 and val_samples and self.step < cfg.steps:
+            self._evaluate(run.objective, run.grounder, val_samples, tag="latest")
+        if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+            self._save(run.soft, run.optimizer, run.scheduler, last)
+        if self.on_step is not None:
+            self.on_step(self, last)
+
+    def _finish(self, run: _Run, last: dict[str, float], val_init: dict[str, float] | None,
+                val_samples: list[TrainSample]) -> TrainResult:
+        """All steps done: final evaluation, checkpoint, export, plot, status."""
+        val_final = self._evaluate(run.objective, run.grounder, val_samples, tag="latest") if val_samples else None
+        self._save(run.soft, run.optimizer, run.scheduler, last)
+        final, exported = self._export(run.soft, last, val_final)
+        self._plot()
+        self._write_status(state="finished", eta_s=0, message=f"finished: {(exported or final or self.run_dir).name}",
+                           soft_prompts=str(final), exported=str(exported) if exported else None)
+        log.info("finished %d steps; soft prompts: %s; %s", self.step, exported or final, self.skipped.summary())
+        return TrainResult("finished", self.step, self.run_dir, final, exported, last, val_init, val_final,
+                           self.skipped.to_dict(), self.dist.main)
+
+    def _stopped(self, run: _Run, last: dict[str, float], val_init: dict[str, float] | None) -> TrainResult:
+        """Stopped early: checkpoint (a resume continues from it), plot, status."""
+        folder = self._save(run.soft, run.optimizer, run.scheduler, last)
         self._plot()
         self._write_status(state="stopped", eta_s=None, message=f"stopped at step {self.step} "
                            f"({self._stop_reason}); Resume (or --resume) continues it", checkpoint=str(folder))
@@ -484,10 +547,10 @@ class Trainer:
             branch = "frame" if "frame" in res else "video"
             r = res[branch]
             if branch == "frame":
-                frames = s.frames[branch_frame_indices(len(s.frames), self.config.t_frame)]
+                frames = s.frames[branch_frame_indices(len(s.frames), self.config.grounding.t_frame)]
             else:
-                per_slot = max(1, round(len(branch_frame_indices(len(s.frames), self.config.t_video)) / len(r.maps)))
-                frames = s.frames[branch_frame_indices(len(s.frames), self.config.t_video)][::per_slot]
+                per_slot = max(1, round(len(branch_frame_indices(len(s.frames), self.config.grounding.t_video)) / len(r.maps)))
+                frames = s.frames[branch_frame_indices(len(s.frames), self.config.grounding.t_video)][::per_slot]
             fig = plots.attention_figure(frames, r.maps, r.targets,
                                          f"{s.key}: “{s.expression}” — step {self.step}, r = {r.corr:.3f}")
             plots.save_figure(fig, self.run_dir / f"val_maps_{tag}.png")
@@ -505,7 +568,7 @@ class Trainer:
         return {"trained": trained, "steps": self.step, "name": self.config.name or self.run_dir.name,
                 "metrics": {k: round(float(v), 6) for k, v in last.items()}, "dataset": str(self.config.data),
                 "training": {"lr": self.config.lr, "batch_size": self.config.batch_size,
-                             "input_frames": self.config.input_frames, "use_cot": self.config.use_cot,
+                             "input_frames": self.config.input_frames, "use_cot": self.config.grounding.use_cot,
                              "total_steps": self.config.steps}}
 
     def _save(self, soft, optimizer, scheduler, last: dict[str, float]) -> Path | None:
@@ -565,7 +628,8 @@ class Trainer:
         final = soft.save(self.run_dir / "soft_prompts.safetensors", **meta)
         exported = None
         if self.config.export_dir:
-            name = _safe_name(self.config.name or f"{Path(self.config.backbone).name}-{self.run_dir.name}")
+            name = safe_name(self.config.name or f"{Path(self.config.grounding.backbone).name}-{self.run_dir.name}",
+                             "soft-prompts")
             exported = soft.save(Path(self.config.export_dir) / f"{name}.safetensors", **{**meta, "name": name})
         return final, exported
 
@@ -585,15 +649,11 @@ def _eta(seconds: float) -> str:
     return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
 
 
-def _safe_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.")
-    return cleaned or "soft-prompts"
-
-
 def resumed_config(config: TrainConfig) -> TrainConfig:
-    """The configuration a resume runs with: the one the run was started with (its ``config.json``),
-    export folder and name included — a run started with --no-export must not export into
-    ./checkpoints when resumed — with only where it runs taken from the resume (out, device, lock)."""
+    """The configuration a resume runs with: the one the run was started with (its ``config.json``,
+    old flat or nested), export folder and name included — a run started with --no-export must not
+    export into ./checkpoints when resumed — with only where it runs taken from the resume (out,
+    device, lock)."""
     stored = Path(config.out) / "config.json"
     if not stored.exists():
         return config
@@ -603,8 +663,9 @@ def resumed_config(config: TrainConfig) -> TrainConfig:
         raise InputError(f"'{stored.parent.name}/config.json' cannot be read ({err})") from err
     if not isinstance(data, dict):
         raise InputError(f"'{stored.parent.name}/config.json' must hold a JSON object")
-    keep = {k: getattr(config, k) for k in ("out", "device", "lock_file")}
-    return TrainConfig.from_dict({**data, **keep})
+    old = TrainConfig.from_dict(data)
+    return dataclasses.replace(old, out=config.out, lock_file=config.lock_file,
+                               grounding=dataclasses.replace(old.grounding, device=config.grounding.device))
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = False, adapter=None,

@@ -7,9 +7,9 @@ error names the model and says how to get it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ...config import service_from_env
 from ...errors import ModelLoadError
 from ...files import has_tiny_marker
 from .base import HFAdapter, PreparedInputs, pick_device, pick_dtype
@@ -36,11 +36,10 @@ def _register_optional() -> None:
     _FAMILIES["llava_onevision"] = LlavaOneVisionAdapter
 
 
-def _missing_message(spec: str, err: Exception) -> str:
+def _missing_message(spec: str, err: Exception, offline: bool) -> str:
     if Path(spec).expanduser().exists():
         return (f"backbone folder '{Path(spec).name}' cannot be loaded ({type(err).__name__}): it must "
                 "hold config.json, the weights (safetensors) and the processor/tokenizer files")
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     how = (f"download it where the hub is reachable (`hf download {spec}`, huggingface_hub's CLI) and copy the "
            f"Hugging Face cache here, or pass a local folder with --backbone / STEERSEG_BACKBONE")
     where = "the hub is offline here and it is not in the local cache" if offline else (
@@ -48,12 +47,16 @@ def _missing_message(spec: str, err: Exception) -> str:
     return f"backbone '{spec}' is not available: {where}. To get it: {how}."
 
 
-def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdapter:
-    """Load a backbone (hub id or folder) and wrap it in its family's adapter.
+def load_adapter(spec: str, device: str = "auto", dtype: str = "auto", *,
+                 hub_offline: bool | None = None) -> HFAdapter:
+    """Load a backbone (hub id or folder) and wrap it in its family's adapter. ``hub_offline``
+    (default ``ServiceConfig.hub_offline``, i.e. HF_HUB_OFFLINE) only shapes the error message.
 
     Every transformers call passes ``trust_remote_code=False``: a folder or repo whose config has an
     ``auto_map`` would otherwise make transformers ask on the terminal whether to run its code (and
     run it on "y"). Such a model is refused with a ``ModelLoadError`` instead."""
+    if hub_offline is None:
+        hub_offline = service_from_env().hub_offline
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     local = Path(spec).expanduser()
@@ -64,7 +67,7 @@ def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdap
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     except Exception as err:  # hub/network/file errors all mean "not available"
-        raise ModelLoadError(_missing_message(spec, err)) from err
+        raise ModelLoadError(_missing_message(spec, err, hub_offline)) from err
     model_type = str(config.model_type)
     if model_type not in _FAMILIES:
         _register_optional()
@@ -80,7 +83,7 @@ def load_adapter(spec: str, device: str = "auto", dtype: str = "auto") -> HFAdap
         model = AutoModelForImageTextToText.from_pretrained(source, dtype=dt, attn_implementation="sdpa",
                                                             trust_remote_code=False)
     except Exception as err:
-        raise ModelLoadError(_missing_message(spec, err)) from err
+        raise ModelLoadError(_missing_message(spec, err, hub_offline)) from err
     model.to(dev)
     return family(model, processor, name=spec, is_tiny=local.exists() and has_tiny_marker(local))
 
