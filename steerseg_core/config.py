@@ -78,7 +78,11 @@ class GroundingConfig:
     # Inclusive rollout layer range; None = the paper's 14..27 scaled to the model's depth.
     layers: tuple[int, int] | None = None
     use_cot: bool = True
+    # Ablation switch: apply the soft prompts named by ``soft_prompts`` (off = query without them).
     use_soft_prompts: bool = True
+    # Where the soft prompts come from: None / "none" = no soft prompts (the default: untrained
+    # prompts belong to no row of the paper's Table 3); "seed" = the untrained seed initialisation,
+    # only on request; else a .safetensors checkpoint or a hub reference (user/repo[/file.safetensors]).
     soft_prompts: str | None = None
     n_prompts: int = 64
     # Token budget per keyframe (frame branch); the video branch runs at half the side length.

@@ -38,6 +38,7 @@ RESULT_SCHEMA_KEYS = (
     "cot_raw",
     "cot_issues",
     "query_word",
+    "soft_prompts",
     "keyframes",
     "video_frames",
     "tracklets",
@@ -376,7 +377,7 @@ def result_dict(result: SegmentationResult, extra: dict | None = None) -> dict[s
         "query_words_frames": list(g.query_words_frames),
         "use_cot": g.use_cot,
         "use_soft_prompts": g.use_soft_prompts,
-        "soft_prompts": getattr(g, "soft_prompts_label", None),
+        "soft_prompts": dict(g.soft_prompts_info),
         "layers": list(g.layers),
         "keyframes": np.asarray(g.keyframes).astype(int).tolist(),
         "video_frames": np.asarray(g.video_frames).astype(int).tolist(),
@@ -420,6 +421,12 @@ def _int_list(v: Any) -> bool:
     return isinstance(v, list) and all(_is_int(x) for x in v)
 
 
+def _soft_prompts_block(v: Any) -> bool:
+    return (isinstance(v, dict) and isinstance(v.get("source"), str) and isinstance(v.get("trained"), bool)
+            and (v.get("steps") is None or _is_int(v.get("steps")))
+            and v.get("trained_with_cot") in (None, True, False))
+
+
 def validate_result_json(data: dict) -> None:
     """Raise ``ValueError`` listing every missing or ill-typed key of a result JSON."""
     if not isinstance(data, dict):
@@ -433,6 +440,8 @@ def validate_result_json(data: dict) -> None:
         "cot_raw": (lambda v: v is None or isinstance(v, str), "a string or null"),
         "cot_issues": (_str_list, "a list of strings"),
         "query_word": (lambda v: isinstance(v, str), "a string"),
+        "soft_prompts": (_soft_prompts_block, '{"source": str, "trained": bool, "steps": int or null, '
+                                              '"trained_with_cot": bool or null}'),
         "keyframes": (_int_list, "a list of integers"),
         "video_frames": (_int_list, "a list of integers"),
         "tracklets": (lambda v: isinstance(v, list), "a list"),

@@ -68,20 +68,20 @@ def cached_models() -> list[tuple]:
         return list(_CACHE)
 
 
-def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) -> Any:
-    from .grounding.soft_prompts import SoftPrompts
+def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) -> tuple[Any, dict]:
+    """(soft prompts or None, provenance) for ``cfg.soft_prompts`` (see ``resolve_soft_prompts``):
+    none unless a checkpoint, a hub reference or ``seed`` is named."""
+    from .grounding.soft_prompts import NONE_SOURCES, resolve_soft_prompts
 
-    if cfg.soft_prompts:
-        try:  # a checkpoint rewritten under the same name is loaded again
-            stamp = os.stat(cfg.soft_prompts).st_mtime_ns
-        except OSError:
-            stamp = 0
-        key = ("soft", adapter_key, "file", cfg.soft_prompts, stamp)
-        return _cached(key, lambda: SoftPrompts.load(cfg.soft_prompts, adapter.fingerprint), MAX_CACHED_SOFT_PROMPTS)
-    if cfg.use_soft_prompts:
-        key = ("soft", adapter_key, "seed", cfg.n_prompts)
-        return _cached(key, lambda: SoftPrompts.from_seed(adapter, cfg.n_prompts), MAX_CACHED_SOFT_PROMPTS)
-    return None
+    spec = (cfg.soft_prompts or "").strip()
+    if spec.lower() in NONE_SOURCES:
+        return resolve_soft_prompts(None, adapter)
+    try:  # a checkpoint rewritten under the same name is loaded again
+        stamp = os.stat(spec).st_mtime_ns
+    except OSError:
+        stamp = 0
+    key = ("soft", adapter_key, spec, cfg.n_prompts, stamp)
+    return _cached(key, lambda: resolve_soft_prompts(spec, adapter, cfg.n_prompts), MAX_CACHED_SOFT_PROMPTS)
 
 
 def cached_grounder(cfg: GroundingConfig):
@@ -93,7 +93,8 @@ def cached_grounder(cfg: GroundingConfig):
 
     adapter_key = ("lvlm", cfg.backbone, cfg.device, cfg.dtype)
     adapter = _cached(adapter_key, lambda: load_adapter(cfg.backbone, cfg.device, cfg.dtype), MAX_CACHED_MODELS)
-    return Grounder(adapter, cfg, _soft_prompts_for(cfg, adapter, adapter_key))
+    soft, info = _soft_prompts_for(cfg, adapter, adapter_key)
+    return Grounder(adapter, cfg, soft, info)
 
 
 def cached_sam2(spec: str, device: str = "auto"):

@@ -104,6 +104,10 @@ class GroundingResult:
     layer_summaries: dict[str, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     soft_prompts_label: str = "none"
+    # Where the soft prompts came from (result.json's "soft_prompts"): source "none" | "seed" | a
+    # path or hub id, trained, steps, trained_with_cot.
+    soft_prompts_info: dict[str, Any] = field(default_factory=lambda: {
+        "source": "none", "trained": False, "steps": None, "trained_with_cot": None})
 
     @property
     def reasoning(self) -> str:

@@ -30,8 +30,11 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
                                             "default Qwen/Qwen2.5-VL-7B-Instruct)")),
     "sam2": (("--sam2",), dict(help="SAM2 size (tiny/small/base+/large), hub id, checkpoint file or "
                                     "folder (env STEERSEG_SAM2; default large)")),
-    "soft_prompts": (("--soft-prompts",), dict(help="soft-prompt checkpoint (.safetensors) (env "
-                                                    "STEERSEG_SOFT_PROMPTS)")),
+    "soft_prompts": (("--soft-prompts",), dict(
+        metavar="SOURCE", help="trained soft prompts: a .safetensors checkpoint or a Hugging Face hub reference "
+                               "(user/repo or user/repo/file.safetensors); 'seed' = untrained seed-initialised "
+                               "prompts, 'none' = no soft prompts (env STEERSEG_SOFT_PROMPTS; default: none - "
+                               "without a trained checkpoint a run has no soft prompts)")),
     "no_cot": (("--no-cot",), dict(action="store_true", help="ablation: skip the chain-of-thought step")),
     "no_soft_prompts": (("--no-soft-prompts",), dict(action="store_true",
                                                      help="ablation: query without soft prompts")),

@@ -39,6 +39,7 @@ class StageBars:
 
 def _cmd(args: argparse.Namespace) -> int:
     from ..export import export_all
+    from ..grounding.grounder import soft_prompts_note
     from ..pipeline import SteerSeg
     from ..video import load_clip, validate_expression
 
@@ -58,7 +59,11 @@ def _cmd(args: argparse.Namespace) -> int:
     if g.cot is not None and g.cot.issues:
         print(f"CoT parse notes: {'; '.join(g.cot.issues)}")
     print(f"attributes: {', '.join(g.attributes) or '-'}")
-    print(f"query word: {g.query_word or '-'}   soft prompts: {g.soft_prompts_label}")
+    print(f"query word: {g.query_word or '-'}")
+    print("soft prompts: " + soft_prompts_note(
+        g.soft_prompts_info, cfg.grounding.use_soft_prompts,
+        how="pass --soft-prompts FILE.safetensors or a hub reference user/repo; --soft-prompts seed runs "
+            "untrained seed prompts"))
     print(f"candidates: {len(result.tracklets)}; chosen #{result.chosen} (keyframe {chosen.source_keyframe}, "
           f"s={chosen.s:.3f}, s_frm={chosen.s_frm:.3f}, s_vid={chosen.s_vid:.3f})")
     for key, path in paths.items():

@@ -72,8 +72,16 @@ def run_grid(variants: Sequence[Variant], benchmark: str, data_root: Path | str,
              base: SteerSegConfig | None = None, predictor: PredictorFactory | None = None,
              options: RunOptions | None = None, split: str | None = None) -> dict[str, dict]:
     """Run each variant on the benchmark (resuming what is done); {variant name: summary}."""
-    bench = open_benchmark(benchmark, data_root, split)
+    from ..grounding.soft_prompts import NONE_SOURCES
+
     base = base or SteerSegConfig()
+    for v in variants:  # a "soft prompts" row without prompts would silently repeat the "none" row
+        g = apply_overrides(base, v.overrides).grounding
+        if g.use_soft_prompts and (g.soft_prompts or "").strip().lower() in NONE_SOURCES:
+            raise InputError(f"variant '{v.name}' uses soft prompts but no checkpoint is given: pass "
+                             "--soft-prompts FILE.safetensors or a hub reference (or --soft-prompts seed "
+                             "for untrained seed prompts, labelled as such)")
+    bench = open_benchmark(benchmark, data_root, split)
     out_summaries = {}
     for v in variants:
         run_dir = Path(out) / bench.name / v.name

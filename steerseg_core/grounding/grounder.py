@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from ..errors import InputError
 from ..types import Clip, CoTResult, GroundingResult, TokenGeometry
 from . import prompts, rollout
 from .lvlm import HFAdapter, PreparedInputs, load_adapter
-from .soft_prompts import SoftPrompts
+from .soft_prompts import SoftPrompts, no_soft_prompts_provenance, resolve_soft_prompts
 
 Progress = Callable[[str, float], None]
 
@@ -45,31 +46,28 @@ def _sample(num_frames: int, k: int) -> np.ndarray:
 
 class Grounder:
     def __init__(self, adapter: HFAdapter, config: GroundingConfig,
-                 soft_prompts: SoftPrompts | None = None) -> None:
+                 soft_prompts: SoftPrompts | None = None, soft_prompts_info: dict | None = None) -> None:
         self.adapter = adapter
         self.config = config
         self.layers = resolve_layers(config.layers, adapter.num_layers)
         if soft_prompts is not None:
             soft_prompts.check_compatible(adapter.fingerprint)
+            if soft_prompts_info is None:
+                source = "seed" if not soft_prompts.trained else str(
+                    soft_prompts.meta.get("name") or config.soft_prompts or "given")
+                soft_prompts_info = soft_prompts.provenance(source)
         self.soft_prompts = soft_prompts
+        self.soft_prompts_info = soft_prompts_info or no_soft_prompts_provenance()
 
     @classmethod
     def from_config(cls, config: GroundingConfig) -> Grounder:
         adapter = load_adapter(config.backbone, config.device, config.dtype)
-        soft = None
-        if config.soft_prompts:
-            soft = SoftPrompts.load(config.soft_prompts, adapter.fingerprint)
-        elif config.use_soft_prompts:
-            soft = SoftPrompts.from_seed(adapter, config.n_prompts)
-        return cls(adapter, config, soft)
+        soft, info = resolve_soft_prompts(config.soft_prompts, adapter, config.n_prompts)
+        return cls(adapter, config, soft, info)
 
     @property
     def soft_prompts_label(self) -> str:
-        if self.soft_prompts is None:
-            return "none"
-        if not self.soft_prompts.meta.get("trained", True):
-            return "seed-initialised (untrained)"
-        return str(self.soft_prompts.meta.get("name") or self.config.soft_prompts or "loaded")
+        return soft_prompts_label(self.soft_prompts_info)
 
     # -- steps -------------------------------------------------------------------------------
     def cot(self, clip: Clip, expression: str) -> CoTResult:
@@ -146,9 +144,14 @@ class Grounder:
 
         expression = validate_expression(expression)
         use_cot = self.config.use_cot if use_cot is None else use_cot
-        use_soft = self.config.use_soft_prompts if use_soft_prompts is None else use_soft_prompts
+        # From the configuration, soft prompts are used when a source was given (never a silent
+        # seed fallback); asked for explicitly without any loaded, it is an error.
+        use_soft = (self.config.use_soft_prompts and self.soft_prompts is not None
+                    if use_soft_prompts is None else use_soft_prompts)
         if use_soft and self.soft_prompts is None:
-            raise InputError("soft prompts were requested but none are loaded for this backbone")
+            raise InputError("soft prompts were requested but none are loaded: pass a trained checkpoint "
+                             "(--soft-prompts FILE.safetensors or a hub reference user/repo), or "
+                             "--soft-prompts seed for untrained seed-initialised prompts")
         timings: dict[str, float] = {}
         keyframes = _sample(clip.num_frames, self.config.t_frame)
         video_frames = _sample(clip.num_frames, self.config.t_video)
@@ -187,5 +190,34 @@ class Grounder:
             layer_summaries={"layers": list(range(self.layers[0], self.layers[1] + 1)),
                              "frame_visual_mass": fmass, "video_visual_mass": vmass},
             soft_prompts_label=self.soft_prompts_label if use_soft else "none",
+            soft_prompts_info=dict(self.soft_prompts_info) if use_soft else no_soft_prompts_provenance(),
             timings=timings,
         )
+
+
+def soft_prompts_label(info: dict) -> str:
+    """One line for people: ``none``, ``seed-initialised (untrained)`` or the source with its
+    training steps."""
+    from .soft_prompts import hub_reference
+
+    source = str(info.get("source") or "none")
+    if source not in ("none", "seed") and hub_reference(source) is None:
+        source = Path(source).name  # a local file by its name: never the server's folders
+    if source == "none":
+        return "none"
+    if not info.get("trained"):
+        return "seed-initialised (untrained)" if source == "seed" else f"{source} (untrained)"
+    steps = info.get("steps")
+    form = {True: ", trained with CoT", False: ", trained without CoT"}.get(info.get("trained_with_cot"), "")
+    return f"{source} ({steps} steps{form})" if steps is not None else source
+
+
+def soft_prompts_note(info: dict, wanted: bool, how: str) -> str:
+    """What a run's soft prompts were, said plainly for a CLI line or the app's note: never "on"
+    for untrained prompts; ``how`` tells the user how to give a trained checkpoint."""
+    label = soft_prompts_label(info)
+    if info.get("source") == "none":
+        return "none (switched off)" if not wanted else f"none - no trained checkpoint given ({how})"
+    if not info.get("trained"):
+        return f"{label} - NOT trained: these numbers match no row of the paper"
+    return label
