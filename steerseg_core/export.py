@@ -49,6 +49,9 @@ RESULT_SCHEMA_KEYS = (
     "versions",
     "created",
 )
+# Optional top-level keys a result carries when asked for (SegmentationResult.diagnostics).
+DIAGNOSTIC_KEYS = ("evaluation", "readouts")
+EVALUATION_KEYS = ("J&F", "J", "F", "alignment_frame", "alignment_video")
 TRACKLET_KEYS = ("source_keyframe", "point_xy", "s_frm", "s_vid", "s", "clicks")
 VERSION_PACKAGES = ("steerseg", "torch", "transformers", "sam2", "gradio")
 POSITIVE_COLOR = (0, 220, 0)
@@ -391,6 +394,7 @@ def result_dict(result: SegmentationResult, extra: dict | None = None) -> dict[s
         "versions": package_versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "extra": extra or {},
+        **{k: v for k, v in result.diagnostics.items() if k in DIAGNOSTIC_KEYS},
     }
     return _jsonable(data)
 
@@ -456,6 +460,10 @@ def validate_result_json(data: dict) -> None:
     for key, (ok, what) in checks.items():
         if key in data and not ok(data[key]):
             problems.append(f"'{key}' must be {what}")
+    if "evaluation" in data:
+        ev = data["evaluation"]
+        if not (isinstance(ev, dict) and all(k in ev and _is_num(ev[k]) for k in EVALUATION_KEYS)):
+            problems.append(f"'evaluation' must be an object with numbers {', '.join(EVALUATION_KEYS)}")
     if isinstance(data.get("created"), str):
         try:
             datetime.fromisoformat(data["created"])

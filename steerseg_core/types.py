@@ -152,6 +152,9 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)
     # True when a random-weight test model produced it (the tools label such outputs).
     tiny_models: bool = False
+    # On-demand diagnostics, written as top-level keys of result.json: "evaluation" (ground-truth
+    # mode), "readouts" (the readout comparison).
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def masks(self) -> np.ndarray:

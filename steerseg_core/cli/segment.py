@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -51,6 +52,11 @@ def _cmd(args: argparse.Namespace) -> int:
         result = SteerSeg(cfg).run(clip, expression, progress=bars)
     finally:
         bars.close()
+    if args.gt_masks:
+        from ..eval.clip_eval import evaluate_against_gt
+
+        evaluation = evaluate_against_gt(result, clip, args.gt_masks)
+        result = dataclasses.replace(result, diagnostics={**result.diagnostics, "evaluation": evaluation})
     paths = export_all(result, clip, Path(args.out))
     g = result.grounding
     chosen = result.tracklets[result.chosen]
@@ -66,6 +72,10 @@ def _cmd(args: argparse.Namespace) -> int:
             "untrained seed prompts"))
     print(f"candidates: {len(result.tracklets)}; chosen #{result.chosen} (keyframe {chosen.source_keyframe}, "
           f"s={chosen.s:.3f}, s_frm={chosen.s_frm:.3f}, s_vid={chosen.s_vid:.3f})")
+    ev = result.diagnostics.get("evaluation")
+    if ev:
+        print(f"ground truth: J&F {ev['J&F']:.4f}  J {ev['J']:.4f}  F {ev['F']:.4f}  alignment frame "
+              f"{ev['alignment_frame']:.3f} / video {ev['alignment_video']:.3f} ({ev['gt_frames_matched']} frames)")
     for key, path in paths.items():
         print(f"{key:>12}: {path}")
     return 0
@@ -80,5 +90,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--max-side", type=int, default=None, help="downscale frames to this longest side first")
+    p.add_argument("--gt-masks", metavar="DIR", default=None,
+                   help="ground-truth masks (DAVIS layout: one PNG per frame named like the clip's frames, 0/255 "
+                        "or palette) of the clip's size: score the run on the spot (result.json 'evaluation': "
+                        "J&F, J, F as `eval-masks DIR OUT/masks --mode all-frames`, and the rollout-mask "
+                        "alignments of the paper's Table 3)")
     add_run_options(p)
     p.set_defaults(func=_cmd)
