@@ -464,6 +464,15 @@ def validate_result_json(data: dict) -> None:
         ev = data["evaluation"]
         if not (isinstance(ev, dict) and all(k in ev and _is_num(ev[k]) for k in EVALUATION_KEYS)):
             problems.append(f"'evaluation' must be an object with numbers {', '.join(EVALUATION_KEYS)}")
+    if "readouts" in data:
+        from .grounding.readouts import READOUTS
+
+        ro = data["readouts"]
+        points = ro.get("points") if isinstance(ro, dict) else None
+        if not (isinstance(points, dict) and set(points) == set(READOUTS) and _is_int(ro.get("frame"))
+                and all(p is None or (isinstance(p, list) and len(p) == 2 and all(_is_num(v) for v in p))
+                        for p in points.values())):
+            problems.append(f"'readouts' must hold 'frame' and 'points' {{{', '.join(READOUTS)}: [x, y] or null}}")
     if isinstance(data.get("created"), str):
         try:
             datetime.fromisoformat(data["created"])

@@ -198,6 +198,23 @@ class SteerSeg:
         result.timings["total"] = time.perf_counter() - t0
         return result
 
+    # -- diagnostics on a finished result ---------------------------------------------------------
+    def compare_readouts(self, result: SegmentationResult, clip: Clip, frame: int | None = None):
+        """The five readouts (``grounding.readouts``) at ``frame`` (default: the chosen tracklet's
+        keyframe), reusing the run's CoT answer; returns the comparison and the result with
+        result.json's ``"readouts"`` added."""
+        from .grounding.readouts import compare_readouts
+
+        if frame is None:
+            frame = int(result.tracklets[result.chosen].source_keyframe)
+        if not 0 <= frame < clip.num_frames:
+            raise InputError(f"frame {frame} is outside the clip (0..{clip.num_frames - 1})")
+        g = _oom_guard(lambda: cached_grounder(self.config.grounding), "model loading")
+        comparison = _oom_guard(lambda: compare_readouts(g, clip, result.expression, frame, result.grounding.cot),
+                                "readout comparison")
+        return comparison, dataclasses.replace(
+            result, diagnostics={**result.diagnostics, "readouts": comparison.to_json()})
+
     # -- cheap re-decisions on a finished result ------------------------------------------------
     @staticmethod
     def choose(result: SegmentationResult, index: int) -> SegmentationResult:

@@ -120,3 +120,26 @@ def frame_with_mask(clip: Clip, result: SegmentationResult, frame_index: int,
         if cf == f:
             img = draw_point(img, (x, y), POSITIVE if label == 1 else NEGATIVE)
     return img
+
+
+def readout_panel(clip: Clip, comparison, tile_height: int = 240) -> np.ndarray:
+    """The readout comparison (``grounding.readouts``) side by side: each map over the keyframe with
+    its argmax point and a title; an absent readout is a grey tile saying so."""
+    from .grounding.readouts import READOUT_TITLES, READOUTS
+
+    frame = clip.frames[int(comparison.frame)]
+    s = tile_height / clip.height
+    small = np.asarray(Image.fromarray(frame).resize((max(1, round(clip.width * s)), tile_height), Image.BILINEAR))
+    tiles = []
+    for name in READOUTS:
+        heat = comparison.maps.get(name)
+        if heat is None:
+            tile = np.full_like(small, 128)
+        else:
+            tile = draw_point(heatmap_overlay(small, heat), comparison.points[name], scale=s)
+        header = Image.new("RGB", (tile.shape[1], 22), (255, 255, 255))
+        title = READOUT_TITLES[name] if heat is not None else f"{READOUT_TITLES[name]}: n/a"
+        ImageDraw.Draw(header).text((4, 5), title, fill=(0, 0, 0))
+        tiles.append(np.concatenate([np.asarray(header), tile], axis=0))
+        tiles.append(np.full((tile_height + 22, 4, 3), 255, np.uint8))
+    return np.concatenate(tiles[:-1], axis=1)

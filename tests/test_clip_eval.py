@@ -104,19 +104,26 @@ def test_gt_mode_refuses_other_sizes_and_names(tiny_models, tmp_path):
 
 @pytest.mark.slow
 def test_segment_cli_gt_masks(tiny_models, tmp_path, capsys):
-    """`segment --gt-masks` end to end: result.json's evaluation equals eval-masks on OUT/masks, and a
-    run without a checkpoint says it had no soft prompts."""
+    """`segment --gt-masks --compare-readouts` end to end: result.json's evaluation equals eval-masks
+    on OUT/masks, a run without a checkpoint says it had no soft prompts, the readout panel is written."""
     _, frames_dir, gt_dir = _small_clip_and_gt(tmp_path, n=6)
     out = tmp_path / "out"
     assert cli_main(["segment", str(frames_dir), "the black swan", "--out", str(out), "--quiet",
                      "--backbone", str(tiny_models / "qwen2_5_vl"), "--sam2", str(tiny_models / "sam2"),
-                     "--t-frame", "2", "--t-video", "2", "--frame-tokens", "24", "--gt-masks", str(gt_dir)]) == 0
+                     "--t-frame", "2", "--t-video", "2", "--frame-tokens", "24", "--gt-masks", str(gt_dir),
+                     "--compare-readouts"]) == 0
     printed = capsys.readouterr().out
     assert "soft prompts: none - no trained checkpoint given" in printed and "ground truth: J&F" in printed
     data = json.loads((out / "result.json").read_text())
     validate_result_json(data)
     assert data["soft_prompts"] == {"source": "none", "trained": False, "steps": None, "trained_with_cot": None}
     assert data["use_soft_prompts"] is False
+    # --compare-readouts: the panel and the five argmax points (the soft-prompt ones absent here)
+    assert data["readouts"]["frame"] == data["tracklets"][data["chosen"]]["source_keyframe"]
+    points = data["readouts"]["points"]
+    assert points["soft_prompts"] is None and points["both"] is None
+    assert all(len(points[k]) == 2 for k in ("raw", "contrast", "cot"))
+    assert Image.open(out / "readouts.png").size[1] == 240 + 22 and "readout          raw" in printed
     assert cli_main(["eval-masks", str(gt_dir), str(out / "masks"), "--mode", "all-frames",
                      "--json", str(tmp_path / "r.json"), "--quiet"]) == 0
     report = json.loads((tmp_path / "r.json").read_text())

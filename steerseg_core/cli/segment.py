@@ -38,6 +38,16 @@ class StageBars:
             self.bar = None
 
 
+def _png(image) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _cmd(args: argparse.Namespace) -> int:
     from ..export import export_all
     from ..grounding.grounder import soft_prompts_note
@@ -52,12 +62,25 @@ def _cmd(args: argparse.Namespace) -> int:
         result = SteerSeg(cfg).run(clip, expression, progress=bars)
     finally:
         bars.close()
+    comparison = None
+    if args.compare_readouts is not None:
+        frame = None if args.compare_readouts < 0 else args.compare_readouts
+        comparison, result = SteerSeg(cfg).compare_readouts(result, clip, frame)
     if args.gt_masks:
         from ..eval.clip_eval import evaluate_against_gt
 
         evaluation = evaluate_against_gt(result, clip, args.gt_masks)
         result = dataclasses.replace(result, diagnostics={**result.diagnostics, "evaluation": evaluation})
     paths = export_all(result, clip, Path(args.out))
+    if comparison is not None:
+        from ..files import atomic_write_bytes
+        from ..visualize import readout_panel
+
+        paths["readouts"] = Path(args.out) / "readouts.png"
+        atomic_write_bytes(paths["readouts"], _png(readout_panel(clip, comparison)))
+        for name, xy in comparison.points.items():
+            where = f"({xy[0]:.0f}, {xy[1]:.0f})" if xy is not None else "n/a"
+            print(f"readout {name:>12} argmax on frame {comparison.frame}: {where}")
     g = result.grounding
     chosen = result.tracklets[result.chosen]
     reasoning = "(CoT off)" if g.cot is None else (g.reasoning or "(no reasoning parsed)")
@@ -95,5 +118,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "or palette) of the clip's size: score the run on the spot (result.json 'evaluation': "
                         "J&F, J, F as `eval-masks DIR OUT/masks --mode all-frames`, and the rollout-mask "
                         "alignments of the paper's Table 3)")
+    p.add_argument("--compare-readouts", nargs="?", type=int, const=-1, default=None, metavar="FRAME",
+                   help="the paper's Fig. 1b on this clip: raw attention, contrast (query minus a neutral "
+                        "expression, as DecAF), soft prompts only, CoT only and both at one frame (default: the "
+                        "chosen tracklet's keyframe); writes DIR/readouts.png and the five argmax points into "
+                        "result.json 'readouts'")
     add_run_options(p)
     p.set_defaults(func=_cmd)
