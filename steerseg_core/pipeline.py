@@ -152,10 +152,12 @@ class SteerSeg:
         self._tiny = False
 
     # -- stages ------------------------------------------------------------------------------
-    def ground(self, clip: Clip, expression: str, progress: Progress | None = None) -> GroundingResult:
+    def ground(self, clip: Clip, expression: str, progress: Progress | None = None,
+               attributes: str | None = None) -> GroundingResult:
+        """The grounding stage; ``attributes`` (the user's, as text) replaces the CoT step."""
         g = _oom_guard(lambda: cached_grounder(self.config.grounding), "model loading")
         self._tiny = self._tiny or bool(g.adapter.is_tiny)
-        return _oom_guard(lambda: g.ground(clip, expression, progress), "grounding")
+        return _oom_guard(lambda: g.ground(clip, expression, progress, attributes=attributes), "grounding")
 
     def segment(self, clip: Clip, grounding: GroundingResult,
                 progress: Progress | None = None) -> tuple[list[Tracklet], dict[str, float]]:
@@ -190,9 +192,11 @@ class SteerSeg:
                                   chosen=select_best(tracklets), config=self.config.to_dict(),
                                   timings=all_timings, tiny_models=self._tiny)
 
-    def run(self, clip: Clip, expression: str, progress: Progress | None = None) -> SegmentationResult:
+    def run(self, clip: Clip, expression: str, progress: Progress | None = None,
+            attributes: str | None = None) -> SegmentationResult:
+        """The whole method; ``attributes`` (text) are the user's instead of the CoT step's."""
         t0 = time.perf_counter()
-        grounding = self.ground(clip, expression, progress)
+        grounding = self.ground(clip, expression, progress, attributes)
         tracklets, timings = self.segment(clip, grounding, progress)
         result = self.assemble(clip, grounding, tracklets, timings)
         result.timings["total"] = time.perf_counter() - t0
@@ -214,6 +218,13 @@ class SteerSeg:
                                 "readout comparison")
         return comparison, dataclasses.replace(
             result, diagnostics={**result.diagnostics, "readouts": comparison.to_json()})
+
+    def with_attributes(self, result: SegmentationResult, clip: Clip, attributes: str,
+                        progress: Progress | None = None) -> SegmentationResult:
+        """Counterfactual attributes: re-run only the query step, the rollout and the scoring with
+        the user's attributes (no new CoT; SAM2 reuses the clip's encoded frames), to see how the
+        maps and the chosen tracklet move when the reasoning changes."""
+        return self.run(clip, result.expression, progress, attributes=attributes)
 
     # -- cheap re-decisions on a finished result ------------------------------------------------
     @staticmethod

@@ -71,10 +71,13 @@ class CoTResult:
     reasoning: str
     attributes: tuple[str, ...]
     issues: tuple[str, ...] = ()
+    # The attributes as the model (or the user) wrote them: what the query prompt receives. The
+    # parsed tuple is for display and statistics ("black and white" stays one phrase here).
+    attributes_written: str = ""
 
     @property
     def attributes_text(self) -> str:
-        return ", ".join(self.attributes)
+        return self.attributes_written or ", ".join(self.attributes)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,15 @@ class GroundingResult:
     # path or hub id, trained, steps, trained_with_cot.
     soft_prompts_info: dict[str, Any] = field(default_factory=lambda: {
         "source": "none", "trained": False, "steps": None, "trained_with_cot": None})
+    # Fig. 4b: per CoT attribute, the share of the query row's attribute-token mass it receives
+    # ({"attribute", "share"}; frame branch averaged over keyframes, video branch apart), and how
+    # the row splits between visual tokens, text and soft prompts ({"frame": {...}, "video": {...}}).
+    # Where the attributes came from: "cot" (the model's CoT step), "user" (edited, counterfactual
+    # attributes: the CoT step did not run again) or None (no attributes step).
+    attributes_source: str | None = None
+    attribute_attention: tuple[dict[str, Any], ...] = ()
+    attribute_attention_video: tuple[dict[str, Any], ...] = ()
+    row_split: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def reasoning(self) -> str:

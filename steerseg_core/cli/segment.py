@@ -59,7 +59,7 @@ def _cmd(args: argparse.Namespace) -> int:
     clip = load_clip(args.video, cfg.limits, max_side=args.max_side)
     bars = StageBars(enabled=not args.quiet)
     try:
-        result = SteerSeg(cfg).run(clip, expression, progress=bars)
+        result = SteerSeg(cfg).run(clip, expression, progress=bars, attributes=args.attributes)
     finally:
         bars.close()
     comparison = None
@@ -87,7 +87,11 @@ def _cmd(args: argparse.Namespace) -> int:
     print(f"reasoning:  {reasoning}")
     if g.cot is not None and g.cot.issues:
         print(f"CoT parse notes: {'; '.join(g.cot.issues)}")
-    print(f"attributes: {', '.join(g.attributes) or '-'}")
+    source = {"user": " (given with --attributes; no CoT step)", "cot": ""}.get(g.attributes_source or "", "")
+    print(f"attributes: {g.cot.attributes_text if g.cot else '-'}{source}")
+    if g.attribute_attention:
+        print("attribute attention: " + ", ".join(
+            f"{a['attribute']} {a['share']:.0%}" for a in g.attribute_attention if a["share"] is not None))
     print(f"query word: {g.query_word or '-'}")
     print("soft prompts: " + soft_prompts_note(
         g.soft_prompts_info, cfg.grounding.use_soft_prompts,
@@ -118,6 +122,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "or palette) of the clip's size: score the run on the spot (result.json 'evaluation': "
                         "J&F, J, F as `eval-masks DIR OUT/masks --mode all-frames`, and the rollout-mask "
                         "alignments of the paper's Table 3)")
+    p.add_argument("--attributes", default=None, metavar="TEXT",
+                   help="counterfactual reasoning: use these attributes (e.g. \"black, swimming, on the left\") "
+                        "in the query instead of the CoT step's; result.json says attributes_source 'user'")
     p.add_argument("--compare-readouts", nargs="?", type=int, const=-1, default=None, metavar="FRAME",
                    help="the paper's Fig. 1b on this clip: raw attention, contrast (query minus a neutral "
                         "expression, as DecAF), soft prompts only, CoT only and both at one frame (default: the "

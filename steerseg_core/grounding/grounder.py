@@ -20,6 +20,8 @@ from ..config import GroundingConfig, resolve_layers
 from ..errors import InputError
 from ..types import Clip, CoTResult, GroundingResult, TokenGeometry
 from . import prompts, rollout
+from .attribute_attention import RowCapture
+from .attribute_attention import summarise as summarise_attribute_attention
 from .lvlm import HFAdapter, PreparedInputs, load_adapter
 from .soft_prompts import SoftPrompts, no_soft_prompts_provenance, resolve_soft_prompts
 
@@ -36,6 +38,8 @@ class BranchOutput:
     words: list[str]
     geometry: TokenGeometry
     visual_mass: list[float]
+    # The whole rollout row (B, N) over every token and where things are in it (attribute attention).
+    capture: RowCapture | None = None
 
 
 def _sample(num_frames: int, k: int) -> np.ndarray:
@@ -96,12 +100,16 @@ class Grounder:
         t, h, w = prepared.visual_grid
         maps = result.row[:, pos].reshape(-1, t, h, w)
         mass = [float(r[:, pos].sum(dim=-1).mean()) for r in result.layer_rows]
+        capture = RowCapture(result.row.detach().float().cpu(), full.model_inputs["input_ids"].cpu(), pos.cpu(),
+                             prepared.soft_start, prepared.soft_count)
         return BranchOutput(maps, tokens, [prompts.clean_query_word(x) for x in words],
-                            prepared.geometry, mass)
+                            prepared.geometry, mass, capture)
 
     def frame_maps(self, frames: np.ndarray, query_text: str, soft: torch.Tensor | None,
-                   progress: Progress | None = None) -> tuple[torch.Tensor, list[str], TokenGeometry, list[float]]:
-        """S_frm before normalisation: (T_f, h, w); keyframes in batches of frame_batch_size."""
+                   progress: Progress | None = None, captures: list[RowCapture] | None = None,
+                   ) -> tuple[torch.Tensor, list[str], TokenGeometry, list[float]]:
+        """S_frm before normalisation: (T_f, h, w); keyframes in batches of frame_batch_size. The
+        whole rollout rows are appended to ``captures`` when given."""
         maps, words, masses = [], [], []
         geometry = None
         bs = max(1, self.config.frame_batch_size)
@@ -111,6 +119,8 @@ class Grounder:
             with torch.no_grad():
                 out = self.branch_rollout(prepared, soft)
             maps.append(out.maps[:, 0].float().cpu())
+            if captures is not None:
+                captures.append(out.capture)
             words += out.words
             masses.append(out.visual_mass)
             geometry = out.geometry
@@ -120,11 +130,13 @@ class Grounder:
         return torch.cat(maps), words, geometry, mass
 
     def video_maps(self, frames: np.ndarray, query_text: str, soft: torch.Tensor | None,
-                   fps: float) -> tuple[torch.Tensor, str, TokenGeometry, list[float]]:
+                   fps: float, captures: list[RowCapture] | None = None) -> tuple[torch.Tensor, str, TokenGeometry, list[float]]:
         """S_vid before normalisation: (T_v, h, w), temporal slots repeated back to T_v."""
         prepared = self.adapter.build_video(frames, query_text, self.config.frame_max_tokens, fps)
         with torch.no_grad():
             out = self.branch_rollout(prepared, soft)
+        if captures is not None:
+            captures.append(out.capture)
         slots = out.maps[0].float().cpu()
         per_slot = getattr(self.adapter, "frames_per_temporal_slot", 1)
         maps = slots.repeat_interleave(per_slot, dim=0)[: len(frames)]
@@ -139,7 +151,11 @@ class Grounder:
 
     # -- the whole grounding -----------------------------------------------------------------
     def ground(self, clip: Clip, expression: str, progress: Progress | None = None, *,
-               use_cot: bool | None = None, use_soft_prompts: bool | None = None) -> GroundingResult:
+               use_cot: bool | None = None, use_soft_prompts: bool | None = None,
+               attributes: str | None = None) -> GroundingResult:
+        """S_frm and S_vid for ``expression``. ``attributes`` (text, e.g. "black, on the left")
+        replaces the CoT step: the query runs with these attributes as typed (counterfactual
+        reasoning; ``attributes_source`` "user")."""
         from ..video import validate_expression
 
         expression = validate_expression(expression)
@@ -158,7 +174,9 @@ class Grounder:
 
         cot = None
         t0 = time.perf_counter()
-        if use_cot:
+        if attributes is not None:
+            cot, use_cot = prompts.user_attributes(attributes), True
+        elif use_cot:
             if progress:
                 progress("CoT", 0.0)
             cot = self.cot(clip, expression)
@@ -170,13 +188,18 @@ class Grounder:
         t0 = time.perf_counter()
         if progress:
             progress("frame rollout", 0.0)
-        s_frm, words, fgeo, fmass = self.frame_maps(clip.frames[keyframes], query_text, soft_f, progress)
+        frame_rows: list[RowCapture] = []
+        video_rows: list[RowCapture] = []
+        s_frm, words, fgeo, fmass = self.frame_maps(clip.frames[keyframes], query_text, soft_f, progress, frame_rows)
         timings["frame_rollout"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if progress:
             progress("video rollout", 0.0)
         s_vid, vword, vgeo, vmass = self.video_maps(clip.frames[video_frames], query_text, soft_v,
-                                                    self._fps(clip, len(video_frames)))
+                                                    self._fps(clip, len(video_frames)), video_rows)
+        attrs = list(cot.attributes) if cot else []
+        frame_att = summarise_attribute_attention(self.adapter.tokenizer, frame_rows, attrs)
+        video_att = summarise_attribute_attention(self.adapter.tokenizer, video_rows, attrs)
         timings["video_rollout"] = time.perf_counter() - t0
 
         return GroundingResult(
@@ -191,6 +214,10 @@ class Grounder:
                              "frame_visual_mass": fmass, "video_visual_mass": vmass},
             soft_prompts_label=self.soft_prompts_label if use_soft else "none",
             soft_prompts_info=dict(self.soft_prompts_info) if use_soft else no_soft_prompts_provenance(),
+            attributes_source=None if cot is None else ("user" if attributes is not None else "cot"),
+            attribute_attention=tuple(frame_att["attributes"]) if cot else (),
+            attribute_attention_video=tuple(video_att["attributes"]) if cot else (),
+            row_split={"frame": frame_att["row_split"], "video": video_att["row_split"]},
             timings=timings,
         )
 
