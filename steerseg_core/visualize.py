@@ -143,3 +143,49 @@ def readout_panel(clip: Clip, comparison, tile_height: int = 240) -> np.ndarray:
         tiles.append(np.concatenate([np.asarray(header), tile], axis=0))
         tiles.append(np.full((tile_height + 22, 4, 3), 255, np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
+
+
+def attribute_highlights(g: GroundingResult) -> list[tuple[str, float | None]]:
+    """The attributes as written, each parsed attribute scored by its attention share (frame
+    branch) scaled so the largest is 1: (text, score) pieces for a highlighted-text view."""
+    if g.cot is None or not g.attribute_attention:
+        return []
+    text = g.cot.attributes_text
+    shares = [a.get("share") for a in g.attribute_attention]
+    top = max((s for s in shares if s is not None), default=0.0) or 1.0
+    pieces: list[tuple[str, float | None]] = []
+    cursor = 0
+    low = text.lower()
+    for a, share in zip(g.attribute_attention, shares, strict=True):
+        at = low.find(str(a["attribute"]).lower(), cursor)
+        if at < 0:
+            continue
+        if at > cursor:
+            pieces.append((text[cursor:at], None))
+        end = at + len(a["attribute"])
+        pieces.append((text[at:end], None if share is None else round(float(share) / top, 4)))
+        cursor = end
+    if cursor < len(text):
+        pieces.append((text[cursor:], None))
+    return pieces
+
+
+def attention_summary_markdown(g: GroundingResult) -> str:
+    """Attribute shares (frame and video branch) and where the query row's attention goes."""
+    lines = []
+    if g.attribute_attention:
+        video = {a["attribute"]: a.get("share") for a in g.attribute_attention_video}
+        lines.append("| attribute | share (frame) | share (video) |\n|---|---|---|")
+        for a in g.attribute_attention:
+            v = video.get(a["attribute"])
+            f = a.get("share")
+            lines.append(f"| {a['attribute']} | {'–' if f is None else f'{f:.1%}'} | "
+                         f"{'–' if v is None else f'{v:.1%}'} |")
+    for branch, split in (g.row_split or {}).items():
+        if split:
+            lines.append(f"\n**{branch} branch** query row: visual tokens {split['visual']:.1%} · prompt text "
+                         f"{split['text']:.1%} · soft prompts {split['soft_prompts']:.1%}")
+    source = {"user": "your attributes (no CoT step)", "cot": "the CoT step"}.get(g.attributes_source or "")
+    if source:
+        lines.insert(0, f"attributes from {source}\n")
+    return "\n".join(lines) or "no attributes (CoT step off)"

@@ -342,6 +342,9 @@ def build_segment_tab(ctx: AppContext) -> None:
                 apply_btn = gr.Button("Re-propagate with clicks")
     # a run (clip + result) stays in memory for its session: at most 3 h, never longer than its downloads
     session = gr.State(None, time_to_live=min(3 * 3600, outputs_max_age_s()))
+    from .diagnostics import build_diagnostics_section
+
+    build_diagnostics_section(ctx, session)  # "See why" (#15): its own module
 
     limit = cfg.limits.max_concurrent_jobs
     busy = busy_validator(ctx, gr.context.Context.root_block)

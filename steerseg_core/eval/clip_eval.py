@@ -22,6 +22,8 @@ from .correlation import rollout_mask_correlation
 from .folder_eval import all_frames_jf, stats_row
 from .masks_io import read_label_sequence
 
+MAX_GT_BYTES = 512 << 20  # what an uploaded ground-truth zip may unpack to
+
 
 def read_gt_folder(gt_dir: str | Path) -> tuple[list[str], np.ndarray]:
     """(frame names, (T, H, W) labels) of a folder of ground-truth PNGs, sorted by name."""
@@ -33,6 +35,32 @@ def read_gt_folder(gt_dir: str | Path) -> tuple[list[str], np.ndarray]:
         raise InputError(f"no PNG masks in ground-truth folder {folder.name} (expected <frame>.png)")
     labels, _ = read_label_sequence(paths)
     return [p.stem for p in paths], labels
+
+
+def gt_folder_from_files(files: list[str | Path], dest: str | Path) -> Path:
+    """Gather uploaded ground truth (PNG files and/or zips of PNGs) into one flat folder ``dest``,
+    by file name only (nothing can land outside it); returns ``dest``."""
+    import zipfile
+
+    from ..files import safe_name
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        f = Path(f)
+        if f.suffix.lower() == ".zip":
+            with zipfile.ZipFile(f) as z:
+                if sum(i.file_size for i in z.infolist()) > MAX_GT_BYTES:
+                    raise InputError(f"'{f.name}' unpacks to more than {MAX_GT_BYTES >> 20} MB")
+                for info in z.infolist():
+                    if not info.is_dir() and info.filename.lower().endswith(".png"):
+                        name = safe_name(Path(info.filename).stem, "mask") + ".png"
+                        (dest / name).write_bytes(z.read(info))
+        elif f.suffix.lower() == ".png":
+            (dest / (safe_name(f.stem, "mask") + ".png")).write_bytes(f.read_bytes())
+        else:
+            raise InputError(f"ground truth must be PNG masks or a zip of them, got '{f.name}'")
+    return dest
 
 
 def evaluate_against_gt(result: SegmentationResult, clip: Clip, gt_dir: str | Path) -> dict[str, Any]:
