@@ -175,7 +175,7 @@ class SteerSeg:
         t1 = time.perf_counter()
         if progress:
             progress("scoring", 0.0)
-        scored = score_tracklets(tracklets, grounding, seg.alpha)
+        scored = score_tracklets(tracklets, grounding, seg.alpha, seg.logit_clip)
         t2 = time.perf_counter()
         return scored, {"sam2_load": t0 - t_load, **stages.durations(t1),
                         "sam2_candidates_and_propagation": t1 - t0, "scoring": t2 - t1}
@@ -233,13 +233,17 @@ class SteerSeg:
             raise InputError(f"candidate {index} does not exist (there are {len(result.tracklets)})")
         return dataclasses.replace(result, chosen=index)
 
+    def _logit_clip(self, result: SegmentationResult) -> float:
+        """The logit clip the result was scored with (its recorded configuration), else ours."""
+        return float(result.config.get("segment", {}).get("logit_clip", self.config.segment.logit_clip))
+
     def rescore(self, result: SegmentationResult, alpha: float) -> SegmentationResult:
         """Change α and re-pick the best candidate; no model runs."""
         from .segment import score_tracklets, select_best
 
         if not 0.0 <= alpha <= 1.0:
             raise InputError("alpha must be between 0 and 1")
-        tracklets = score_tracklets(list(result.tracklets), result.grounding, alpha)
+        tracklets = score_tracklets(list(result.tracklets), result.grounding, alpha, self._logit_clip(result))
         cfg = dict(result.config)
         cfg["segment"] = {**cfg.get("segment", {}), "alpha": alpha}
         return dataclasses.replace(result, tracklets=tuple(tracklets), chosen=select_best(tracklets),
@@ -259,9 +263,10 @@ class SteerSeg:
         seg = self.config.segment
         backend = cached_sam2(seg.sam2, seg.device)
         chosen = result.tracklets[result.chosen]
-        refined = _oom_guard(lambda: refine_tracklet(backend, clip, chosen, clicks), "refinement")
+        logit_clip = self._logit_clip(result)
+        refined = _oom_guard(lambda: refine_tracklet(backend, clip, chosen, clicks, logit_clip), "refinement")
         alpha = float(result.config.get("segment", {}).get("alpha", seg.alpha))
-        refined = score_tracklets([refined], result.grounding, alpha)[0]
+        refined = score_tracklets([refined], result.grounding, alpha, logit_clip)[0]
         tracklets = list(result.tracklets)
         tracklets[result.chosen] = refined
         return dataclasses.replace(result, tracklets=tuple(tracklets))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_attribute_view_and_readouts(session, monkeypatch, tmp_path):
     assert "share (frame)" in summary and "soft prompts" in summary and "your attributes" in summary
     panel, text, path, sess = diagnostics.compare_readouts(session, None)
     assert panel.ndim == 3 and "contrast" in text.lower() and "DecAF" in text
-    data = json.loads(open(path).read())
+    data = json.loads(Path(path).read_text())
     assert data["readouts"]["frame"] == 0 and all(v is not None for v in data["readouts"]["points"].values())
 
 
@@ -62,7 +63,7 @@ def test_ground_truth_upload(session, monkeypatch, tmp_path):
     monkeypatch.setenv("STEERSEG_OUTPUTS", str(tmp_path / "outputs"))
     text, path, sess = diagnostics.score_ground_truth(session, session["gt_files"])
     assert "J&F 1.000" in text  # the masks are the ground truth itself
-    ev = json.loads(open(path).read())["evaluation"]
+    ev = json.loads(Path(path).read_text())["evaluation"]
     assert ev["J&F"] == pytest.approx(1.0) and ev["gt_frames_matched"] == N
     zpath = tmp_path / "gt.zip"
     with zipfile.ZipFile(zpath, "w") as z:
@@ -79,5 +80,5 @@ def test_counterfactual_handler(session, monkeypatch, tmp_path):
     monkeypatch.setenv("STEERSEG_OUTPUTS", str(tmp_path / "outputs"))
     moved, heatmaps, pieces, summary, path, sess = diagnostics.rerun_with_attributes(session, "white, on the right")
     assert "chosen tracklet" in moved and len(heatmaps) == 2
-    assert json.loads(open(path).read())["attributes_source"] == "user"
+    assert json.loads(Path(path).read_text())["attributes_source"] == "user"
     assert [t for t, s in pieces if s is not None] == ["white", "on the right"]

@@ -48,6 +48,10 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "nms_iou": (("--nms-iou",), dict(type=float, help="mask NMS IoU threshold (default 0.7)")),
     "frame_tokens": (("--frame-tokens",), dict(type=int, help="visual-token budget per keyframe (default 1024)")),
     "n_prompts": (("--n-prompts",), dict(type=int, help="soft prompts per branch, N_p (default 64)")),
+    "frame_normalisation": (("--frame-normalisation",), dict(
+        choices=("per_keyframe", "joint"), help="min-max normalisation of S_frm: each keyframe on its own or one "
+                                               "min/max over all keyframes (default per_keyframe; the paper "
+                                               "does not say)")),
 }
 RUN_OPTIONS = tuple(OPTIONS)
 
@@ -82,7 +86,8 @@ def apply_run_options(cfg: SteerSegConfig, args: argparse.Namespace) -> SteerSeg
         gr.device = seg.device = args.device
     for name, target, attr in (("alpha", seg, "alpha"), ("t_frame", gr, "t_frame"), ("t_video", gr, "t_video"),
                                ("layers", gr, "layers"), ("nms_iou", seg, "nms_iou"),
-                               ("frame_tokens", gr, "frame_max_tokens"), ("n_prompts", gr, "n_prompts")):
+                               ("frame_tokens", gr, "frame_max_tokens"), ("n_prompts", gr, "n_prompts"),
+                               ("frame_normalisation", gr, "frame_normalisation")):
         value = getattr(args, name, None)
         if value is not None:
             setattr(target, attr, value)

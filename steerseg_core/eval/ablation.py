@@ -4,6 +4,7 @@ reads the runs' summaries, so adding a benchmark later just adds a column.
 
 * ``components`` — CoT on/off × soft prompts on/off (Table 3, with the rollout–mask correlation).
 * ``n-prompts`` — N_p ∈ {4, 8, 16, 32, 64, 128}, one soft-prompt checkpoint each (Table 4).
+* ``normalisation`` — S_frm min-max per keyframe vs jointly over the keyframes (not in the paper).
 * ``alpha`` — s = α·s_frm + (1−α)·s_vid swept over stored runs: every tracklet's scores and J/F
   are in the records, so no model runs again.
 """
@@ -25,7 +26,7 @@ from .runner import PredictorFactory, RunDir, RunOptions, run_benchmark
 from .tables import METRICS, grid_markdown, headline, pct
 
 N_PROMPTS = (4, 8, 16, 32, 64, 128)
-GRIDS = ("components", "n-prompts", "alpha")
+GRIDS = ("components", "n-prompts", "alpha", "normalisation")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ def component_variants() -> list[Variant]:
 
     return [v("none", "none", False, False), v("cot", "CoT", True, False),
             v("soft-prompts", "soft prompts", False, True), v("both", "CoT + soft prompts", True, True)]
+
+
+def normalisation_variants() -> list[Variant]:
+    """S_frm min-max normalisation per keyframe vs jointly over the keyframes (the paper is silent)."""
+    return [Variant("per-keyframe", "S_frm per keyframe", {"grounding": {"frame_normalisation": "per_keyframe"}}),
+            Variant("joint", "S_frm joint", {"grounding": {"frame_normalisation": "joint"}})]
 
 
 def n_prompt_variants(checkpoints: dict[int, str]) -> list[Variant]:
@@ -104,8 +111,9 @@ def collect_grid(out: Path | str, variants: Sequence[Variant]) -> list[tuple[str
 
 def grid_table(name: str, out: Path | str, variants: Sequence[Variant]) -> str:
     title = {"components": "Ablation: CoT × soft prompts (J&F; rollout–mask correlation r)",
-             "n-prompts": "Ablation: number of soft prompts N_p (J&F)"}.get(name, name)
-    return grid_markdown(title, collect_grid(out, variants), with_corr=name == "components")
+             "n-prompts": "Ablation: number of soft prompts N_p (J&F)",
+             "normalisation": "Ablation: S_frm normalisation (J&F; rollout–mask correlation r)"}.get(name, name)
+    return grid_markdown(title, collect_grid(out, variants), with_corr=name in ("components", "normalisation"))
 
 
 # --- α sweep -----------------------------------------------------------------------------------

@@ -206,7 +206,7 @@ class Grounder:
             expression=expression, cot=cot,
             query_word=vword or (max(set(words), key=words.count) if words else ""),
             query_words_frames=tuple(words), keyframes=keyframes, video_frames=video_frames,
-            s_frm=rollout.normalise_maps(s_frm, 2).numpy().astype(np.float32),
+            s_frm=normalise_frame_maps(s_frm, self.config.frame_normalisation).numpy().astype(np.float32),
             s_vid=rollout.normalise_maps(s_vid.unsqueeze(0), 3)[0].numpy().astype(np.float32),
             frame_geometry=fgeo, video_geometry=vgeo, use_cot=use_cot, use_soft_prompts=use_soft,
             backbone=self.adapter.name, layers=self.layers,
@@ -220,6 +220,18 @@ class Grounder:
             row_split={"frame": frame_att["row_split"], "video": video_att["row_split"]},
             timings=timings,
         )
+
+
+def normalise_frame_maps(maps: torch.Tensor, mode: str) -> torch.Tensor:
+    """S_frm (T_f, h, w) to [0, 1]: each keyframe on its own ("per_keyframe") or with one min and
+    max over all keyframes ("joint"); see ``GroundingConfig.frame_normalisation``."""
+    from ..config import FRAME_NORMALISATIONS
+
+    if mode == "per_keyframe":
+        return rollout.normalise_maps(maps, 2)
+    if mode == "joint":
+        return rollout.normalise_maps(maps.unsqueeze(0), 3)[0]
+    raise InputError(f"frame normalisation must be one of {', '.join(FRAME_NORMALISATIONS)}, got {mode!r}")
 
 
 def soft_prompts_label(info: dict) -> str:
