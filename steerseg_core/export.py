@@ -386,6 +386,7 @@ def result_dict(result: SegmentationResult, extra: dict | None = None) -> dict[s
         "attribute_attention": [dict(a) for a in g.attribute_attention],
         "attribute_attention_video": [dict(a) for a in g.attribute_attention_video],
         "row_split": dict(g.row_split),
+        "warnings": list(g.warnings),
         "layers": list(g.layers),
         "keyframes": np.asarray(g.keyframes).astype(int).tolist(),
         "video_frames": np.asarray(g.video_frames).astype(int).tolist(),

@@ -120,6 +120,8 @@ class GroundingResult:
     attribute_attention: tuple[dict[str, Any], ...] = ()
     attribute_attention_video: tuple[dict[str, Any], ...] = ()
     row_split: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Things the user should know about this grounding (e.g. a soft-prompt / prompt-form mismatch).
+    warnings: tuple[str, ...] = ()
 
     @property
     def reasoning(self) -> str:

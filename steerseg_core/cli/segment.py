@@ -93,6 +93,8 @@ def _cmd(args: argparse.Namespace) -> int:
         print("attribute attention: " + ", ".join(
             f"{a['attribute']} {a['share']:.0%}" for a in g.attribute_attention if a["share"] is not None))
     print(f"query word: {g.query_word or '-'}")
+    for note in g.warnings:
+        print(f"warning: {note}", file=sys.stderr)
     print("soft prompts: " + soft_prompts_note(
         g.soft_prompts_info, cfg.grounding.use_soft_prompts,
         how="pass --soft-prompts FILE.safetensors or a hub reference user/repo; --soft-prompts seed runs "

@@ -9,6 +9,7 @@ then the query step with soft prompts, once per keyframe (frame modality) and on
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ from .lvlm import HFAdapter, PreparedInputs, load_adapter
 from .soft_prompts import SoftPrompts, no_soft_prompts_provenance, resolve_soft_prompts
 
 Progress = Callable[[str, float], None]
+
+
+class PromptFormWarning(UserWarning):
+    """Soft prompts used with a query-prompt form (plain / with attributes) they were not trained on."""
 
 
 @dataclass
@@ -144,6 +149,18 @@ class Grounder:
             raise RuntimeError(f"video branch gave {maps.shape[0]} maps for {len(frames)} frames")
         return maps, (out.words[0] if out.words else ""), out.geometry, out.visual_mass
 
+    def _prompt_form_notes(self, use_soft: bool, with_attributes: bool) -> tuple[str, ...]:
+        """Warn (and return the note) when the soft prompts were trained on the other query form."""
+        trained_with_cot = self.soft_prompts_info.get("trained_with_cot") if use_soft else None
+        if trained_with_cot is None or bool(trained_with_cot) == with_attributes:
+            return ()
+        said = {True: "with CoT attributes", False: "without attributes (plain)"}
+        note = (f"the soft prompts were trained on the query {said[bool(trained_with_cot)]} but this run queries "
+                f"{said[with_attributes]}: the maps may be off (use the matching --no-cot setting, or a checkpoint "
+                "trained with the other form)")
+        warnings.warn(note, PromptFormWarning, stacklevel=3)
+        return (note,)
+
     def _fps(self, clip: Clip, k: int) -> float:
         """Effective frame rate of k frames sampled uniformly from the clip."""
         duration = clip.num_frames / max(clip.fps, 1e-6)
@@ -182,6 +199,7 @@ class Grounder:
             cot = self.cot(clip, expression)
         timings["cot"] = time.perf_counter() - t0
         query_text = prompts.query_prompt(expression, cot.attributes_text if cot else None)
+        notes = self._prompt_form_notes(use_soft, cot is not None)
 
         soft_f = self.soft_prompts.frame if use_soft else None
         soft_v = self.soft_prompts.video if use_soft else None
@@ -218,6 +236,7 @@ class Grounder:
             attribute_attention=tuple(frame_att["attributes"]) if cot else (),
             attribute_attention_video=tuple(video_att["attributes"]) if cot else (),
             row_split={"frame": frame_att["row_split"], "video": video_att["row_split"]},
+            warnings=notes,
             timings=timings,
         )
 

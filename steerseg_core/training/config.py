@@ -41,7 +41,11 @@ class TrainConfig:
     max_side: int | None = 1280  # frames larger than this are downscaled when loaded
     layers: tuple[int, int] | None = None
     branches: tuple[str, ...] = ("frame", "video")
+    # The query prompt form trained on: False = plain (no attributes; the paper does not say which
+    # form it trains with, and plain needs no CoT generation), True = with CoT attributes as at inference.
     use_cot: bool = False
+    # Where CoT attributes are cached (shared by runs on the same backbone); None = STEERSEG_CACHE/cot.
+    cot_cache_dir: str | None = None
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     eval_every: int = 250
@@ -89,6 +93,11 @@ class TrainConfig:
             raise InputError(f"branches must be 'frame' and/or 'video', got {self.branches}")
         if not self.seed_frame.strip() or not self.seed_video.strip():
             raise InputError("seed prompts must not be empty")
+
+
+def prompt_form(use_cot: bool) -> str:
+    """The recorded name of a query-prompt form: "cot" (with attributes) or "plain"."""
+    return "cot" if use_cot else "plain"
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
