@@ -82,3 +82,19 @@ def test_counterfactual_handler(session, monkeypatch, tmp_path):
     assert "chosen tracklet" in moved and len(heatmaps) == 2
     assert json.loads(Path(path).read_text())["attributes_source"] == "user"
     assert [t for t, s in pieces if s is not None] == ["white", "on the right"]
+
+
+def test_app_soft_prompt_choice_is_never_a_silent_seed(tmp_path):
+    from ui import segment
+    from ui.context import AppContext
+
+    ctx = AppContext(config=SteerSegConfig(), checkpoints_dir=tmp_path)
+    assert segment.default_soft_prompt_choice(ctx) == segment.NO_SOFT_PROMPTS
+    assert segment.soft_prompt_choices(ctx)[:2] == [segment.NO_SOFT_PROMPTS, segment.SEED_INIT]
+    args = ("", True, True, 0.3, 2, 2, "", 0.7, "")
+    assert segment.build_config(ctx, "", segment.NO_SOFT_PROMPTS, *args[1:]).grounding.soft_prompts is None
+    assert segment.build_config(ctx, "", segment.SEED_INIT, *args[1:]).grounding.soft_prompts == "seed"
+    ctx.config.grounding.soft_prompts = "someone/steerseg-prompts"  # STEERSEG_SOFT_PROMPTS / --soft-prompts
+    assert segment.default_soft_prompt_choice(ctx) == segment.CONFIGURED
+    cfg = segment.build_config(ctx, "", segment.CONFIGURED, *args[1:])
+    assert cfg.grounding.soft_prompts == "someone/steerseg-prompts"
