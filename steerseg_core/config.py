@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_BACKBONE = "Qwen/Qwen2.5-VL-7B-Instruct"
+FRAME_NORMALISATIONS = ("per_keyframe", "joint")
 DEFAULT_SAM2 = "large"
 
 
@@ -81,9 +82,18 @@ class GroundingConfig:
     # Inclusive rollout layer range; None = the paper's 14..27 scaled to the model's depth.
     layers: tuple[int, int] | None = None
     use_cot: bool = True
+    # Ablation switch: apply the soft prompts named by ``soft_prompts`` (off = query without them).
     use_soft_prompts: bool = True
+    # Where the soft prompts come from: None / "none" = no soft prompts (the default: untrained
+    # prompts belong to no row of the paper's Table 3); "seed" = the untrained seed initialisation,
+    # only on request; else a .safetensors checkpoint or a hub reference (user/repo[/file.safetensors]).
     soft_prompts: str | None = None
     n_prompts: int = 64
+    # Min-max normalisation of S_frm: "per_keyframe" (each keyframe's map to [0, 1] on its own) or
+    # "joint" (one min and max over all keyframes, keeping how strongly each keyframe attends). The
+    # paper does not say; per-keyframe is our default (the argmax points are the same either way,
+    # s_frm's correlation is not). ``eval-ablation normalisation`` compares the two.
+    frame_normalisation: str = "per_keyframe"
     # Token budget per keyframe (frame branch); the video branch runs at half the side length.
     frame_max_tokens: int = 1024
     cot_max_new_tokens: int = 128

@@ -37,6 +37,7 @@ RESULT_SCHEMA_KEYS = (
     "cot_raw",
     "cot_issues",
     "query_word",
+    "soft_prompts",
     "keyframes",
     "video_frames",
     "tracklets",
@@ -47,6 +48,9 @@ RESULT_SCHEMA_KEYS = (
     "versions",
     "created",
 )
+# Optional top-level keys a result carries when asked for (SegmentationResult.diagnostics).
+DIAGNOSTIC_KEYS = ("evaluation", "readouts")
+EVALUATION_KEYS = ("J&F", "J", "F", "alignment_frame", "alignment_video")
 TRACKLET_KEYS = ("source_keyframe", "point_xy", "s_frm", "s_vid", "s", "clicks")
 VERSION_PACKAGES = ("steerseg", "torch", "transformers", "sam2", "gradio")
 POSITIVE_COLOR = (0, 220, 0)
@@ -350,7 +354,13 @@ def result_dict(result: SegmentationResult, extra: dict | None = None) -> dict[s
         "query_words_frames": list(g.query_words_frames),
         "use_cot": g.use_cot,
         "use_soft_prompts": g.use_soft_prompts,
-        "soft_prompts": getattr(g, "soft_prompts_label", None),
+        "soft_prompts": dict(g.soft_prompts_info),
+        "attributes_written": g.cot.attributes_text if g.cot else None,
+        "attributes_source": g.attributes_source,
+        "attribute_attention": [dict(a) for a in g.attribute_attention],
+        "attribute_attention_video": [dict(a) for a in g.attribute_attention_video],
+        "row_split": dict(g.row_split),
+        "warnings": list(g.warnings),
         "layers": list(g.layers),
         "keyframes": np.asarray(g.keyframes).astype(int).tolist(),
         "video_frames": np.asarray(g.video_frames).astype(int).tolist(),
@@ -364,6 +374,7 @@ def result_dict(result: SegmentationResult, extra: dict | None = None) -> dict[s
         "versions": package_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extra": extra or {},
+        **{k: v for k, v in result.diagnostics.items() if k in DIAGNOSTIC_KEYS},
     }
     return _jsonable(data)
 
@@ -394,6 +405,12 @@ def _int_list(v: Any) -> bool:
     return isinstance(v, list) and all(_is_int(x) for x in v)
 
 
+def _soft_prompts_block(v: Any) -> bool:
+    return (isinstance(v, dict) and isinstance(v.get("source"), str) and isinstance(v.get("trained"), bool)
+            and (v.get("steps") is None or _is_int(v.get("steps")))
+            and v.get("trained_with_cot") in (None, True, False))
+
+
 def validate_result_json(data: dict) -> None:
     """Raise ``ValueError`` listing every missing or ill-typed key of a result JSON."""
     if not isinstance(data, dict):
@@ -407,6 +424,8 @@ def validate_result_json(data: dict) -> None:
         "cot_raw": (lambda v: v is None or isinstance(v, str), "a string or null"),
         "cot_issues": (_str_list, "a list of strings"),
         "query_word": (lambda v: isinstance(v, str), "a string"),
+        "soft_prompts": (_soft_prompts_block, '{"source": str, "trained": bool, "steps": int or null, '
+                                              '"trained_with_cot": bool or null}'),
         "keyframes": (_int_list, "a list of integers"),
         "video_frames": (_int_list, "a list of integers"),
         "tracklets": (lambda v: isinstance(v, list), "a list"),
@@ -421,6 +440,19 @@ def validate_result_json(data: dict) -> None:
     for key, (ok, what) in checks.items():
         if key in data and not ok(data[key]):
             problems.append(f"'{key}' must be {what}")
+    if "evaluation" in data:
+        ev = data["evaluation"]
+        if not (isinstance(ev, dict) and all(k in ev and _is_num(ev[k]) for k in EVALUATION_KEYS)):
+            problems.append(f"'evaluation' must be an object with numbers {', '.join(EVALUATION_KEYS)}")
+    if "readouts" in data:
+        from .grounding.readouts import READOUTS
+
+        ro = data["readouts"]
+        points = ro.get("points") if isinstance(ro, dict) else None
+        if not (isinstance(points, dict) and set(points) == set(READOUTS) and _is_int(ro.get("frame"))
+                and all(p is None or (isinstance(p, list) and len(p) == 2 and all(_is_num(v) for v in p))
+                        for p in points.values())):
+            problems.append(f"'readouts' must hold 'frame' and 'points' {{{', '.join(READOUTS)}: [x, y] or null}}")
     if isinstance(data.get("created"), str):
         try:
             datetime.fromisoformat(data["created"])

@@ -72,20 +72,20 @@ def cached_models() -> list[tuple]:
         return list(_CACHE)
 
 
-def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) -> Any:
-    from .grounding.soft_prompts import SoftPrompts
+def _soft_prompts_for(cfg: GroundingConfig, adapter: Any, adapter_key: tuple) -> tuple[Any, dict]:
+    """(soft prompts or None, provenance) for ``cfg.soft_prompts`` (see ``resolve_soft_prompts``):
+    none unless a checkpoint, a hub reference or ``seed`` is named."""
+    from .grounding.soft_prompts import NONE_SOURCES, resolve_soft_prompts
 
-    if cfg.soft_prompts:
-        try:  # a checkpoint rewritten under the same name is loaded again
-            stamp = os.stat(cfg.soft_prompts).st_mtime_ns
-        except OSError:
-            stamp = 0
-        key = ("soft", adapter_key, "file", cfg.soft_prompts, stamp)
-        return _cached(key, lambda: SoftPrompts.load(cfg.soft_prompts, adapter.fingerprint), MAX_CACHED_SOFT_PROMPTS)
-    if cfg.use_soft_prompts:
-        key = ("soft", adapter_key, "seed", cfg.n_prompts)
-        return _cached(key, lambda: SoftPrompts.from_seed(adapter, cfg.n_prompts), MAX_CACHED_SOFT_PROMPTS)
-    return None
+    spec = (cfg.soft_prompts or "").strip()
+    if spec.lower() in NONE_SOURCES:
+        return resolve_soft_prompts(None, adapter)
+    try:  # a checkpoint rewritten under the same name is loaded again
+        stamp = os.stat(spec).st_mtime_ns
+    except OSError:
+        stamp = 0
+    key = ("soft", adapter_key, spec, cfg.n_prompts, stamp)
+    return _cached(key, lambda: resolve_soft_prompts(spec, adapter, cfg.n_prompts), MAX_CACHED_SOFT_PROMPTS)
 
 
 def cached_grounder(cfg: GroundingConfig, limits: LimitsConfig | None = None, max_models: int | None = None):
@@ -99,7 +99,8 @@ def cached_grounder(cfg: GroundingConfig, limits: LimitsConfig | None = None, ma
     adapter_key = ("lvlm", cfg.backbone, cfg.device, cfg.dtype)
     adapter = _cached(adapter_key, lambda: load_adapter(cfg.backbone, cfg.device, cfg.dtype),
                       _model_limit(max_models))
-    return Grounder(adapter, cfg, _soft_prompts_for(cfg, adapter, adapter_key), limits)
+    soft, info = _soft_prompts_for(cfg, adapter, adapter_key)
+    return Grounder(adapter, cfg, soft, info, limits)
 
 
 def cached_sam2(spec: str, device: str = "auto", max_models: int | None = None):
@@ -159,14 +160,16 @@ class SteerSeg:
         self._tiny = False
 
     # -- stages ------------------------------------------------------------------------------
-    def ground(self, clip: Clip, expression: str, progress: Progress | None = None) -> GroundingResult:
+    def ground(self, clip: Clip, expression: str, progress: Progress | None = None,
+               attributes: str | None = None) -> GroundingResult:
+        """The grounding stage; ``attributes`` (the user's, as text) replaces the CoT step."""
         from .video import validate_expression
 
         expression = validate_expression(expression, self.config.limits)  # before loading a model
         g = _oom_guard(lambda: cached_grounder(self.config.grounding, self.config.limits, self.max_models),
                        "model loading")
         self._tiny = self._tiny or bool(g.adapter.is_tiny)
-        return _oom_guard(lambda: g.ground(clip, expression, progress), "grounding")
+        return _oom_guard(lambda: g.ground(clip, expression, progress, attributes=attributes), "grounding")
 
     def segment(self, clip: Clip, grounding: GroundingResult,
                 progress: Progress | None = None) -> tuple[list[Tracklet], dict[str, float]]:
@@ -184,7 +187,7 @@ class SteerSeg:
         t1 = time.perf_counter()
         if progress:
             progress(Stage.SCORING, 0.0)
-        scored = score_tracklets(tracklets, grounding, seg.alpha)
+        scored = score_tracklets(tracklets, grounding, seg.alpha, seg.logit_clip)
         t2 = time.perf_counter()
         return scored, {"sam2_load": t0 - t_load, **stages.durations(t1),
                         "sam2_candidates_and_propagation": t1 - t0, Stage.SCORING.timing_key: t2 - t1}
@@ -208,14 +211,41 @@ class SteerSeg:
 
         check_sam2_spec(self.config.segment.sam2)
 
-    def run(self, clip: Clip, expression: str, progress: Progress | None = None) -> SegmentationResult:
+    def run(self, clip: Clip, expression: str, progress: Progress | None = None,
+            attributes: str | None = None) -> SegmentationResult:
+        """The whole method; ``attributes`` (text) are the user's instead of the CoT step's."""
         t0 = time.perf_counter()
         self.check_models()
-        grounding = self.ground(clip, expression, progress)
+        grounding = self.ground(clip, expression, progress, attributes)
         tracklets, timings = self.segment(clip, grounding, progress)
         result = self.assemble(clip, grounding, tracklets, timings)
         result.timings["total"] = time.perf_counter() - t0
         return result
+
+    # -- diagnostics on a finished result ---------------------------------------------------------
+    def compare_readouts(self, result: SegmentationResult, clip: Clip, frame: int | None = None):
+        """The five readouts (``grounding.readouts``) at ``frame`` (default: the chosen tracklet's
+        keyframe), reusing the run's CoT answer; returns the comparison and the result with
+        result.json's ``"readouts"`` added."""
+        from .grounding.readouts import compare_readouts
+
+        if frame is None:
+            frame = int(result.tracklets[result.chosen].source_keyframe)
+        if not 0 <= frame < clip.num_frames:
+            raise InputError(f"frame {frame} is outside the clip (0..{clip.num_frames - 1})")
+        g = _oom_guard(lambda: cached_grounder(self.config.grounding, self.config.limits, self.max_models),
+                       "model loading")
+        comparison = _oom_guard(lambda: compare_readouts(g, clip, result.expression, frame, result.grounding.cot),
+                                "readout comparison")
+        return comparison, dataclasses.replace(
+            result, diagnostics={**result.diagnostics, "readouts": comparison.to_json()})
+
+    def with_attributes(self, result: SegmentationResult, clip: Clip, attributes: str,
+                        progress: Progress | None = None) -> SegmentationResult:
+        """Counterfactual attributes: re-run only the query step, the rollout and the scoring with
+        the user's attributes (no new CoT; SAM2 reuses the clip's encoded frames), to see how the
+        maps and the chosen tracklet move when the reasoning changes."""
+        return self.run(clip, result.expression, progress, attributes=attributes)
 
     # -- cheap re-decisions on a finished result ------------------------------------------------
     @staticmethod
@@ -224,13 +254,17 @@ class SteerSeg:
             raise InputError(f"candidate {index} does not exist (there are {len(result.tracklets)})")
         return dataclasses.replace(result, chosen=index)
 
+    def _logit_clip(self, result: SegmentationResult) -> float:
+        """The logit clip the result was scored with (its recorded configuration), else ours."""
+        return float(result.config.get("segment", {}).get("logit_clip", self.config.segment.logit_clip))
+
     def rescore(self, result: SegmentationResult, alpha: float) -> SegmentationResult:
         """Change α and re-pick the best candidate; no model runs."""
         from .segment import score_tracklets, select_best
 
         if not 0.0 <= alpha <= 1.0:
             raise InputError("alpha must be between 0 and 1")
-        tracklets = score_tracklets(list(result.tracklets), result.grounding, alpha)
+        tracklets = score_tracklets(list(result.tracklets), result.grounding, alpha, self._logit_clip(result))
         cfg = dict(result.config)
         cfg["segment"] = {**cfg.get("segment", {}), "alpha": alpha}
         return dataclasses.replace(result, tracklets=tuple(tracklets), chosen=select_best(tracklets),
@@ -250,9 +284,10 @@ class SteerSeg:
         seg = self.config.segment
         backend = cached_sam2(seg.sam2, seg.device, self.max_models)
         chosen = result.tracklets[result.chosen]
-        refined = _oom_guard(lambda: refine_tracklet(backend, clip, chosen, clicks), "refinement")
+        logit_clip = self._logit_clip(result)
+        refined = _oom_guard(lambda: refine_tracklet(backend, clip, chosen, clicks, logit_clip), "refinement")
         alpha = float(result.config.get("segment", {}).get("alpha", seg.alpha))
-        refined = score_tracklets([refined], result.grounding, alpha)[0]
+        refined = score_tracklets([refined], result.grounding, alpha, logit_clip)[0]
         tracklets = list(result.tracklets)
         tracklets[result.chosen] = refined
         return dataclasses.replace(result, tracklets=tuple(tracklets))

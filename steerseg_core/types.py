@@ -71,10 +71,13 @@ class CoTResult:
     reasoning: str
     attributes: tuple[str, ...]
     issues: tuple[str, ...] = ()
+    # The attributes as the model (or the user) wrote them: what the query prompt receives. The
+    # parsed tuple is for display and statistics ("black and white" stays one phrase here).
+    attributes_written: str = ""
 
     @property
     def attributes_text(self) -> str:
-        return ", ".join(self.attributes)
+        return self.attributes_written or ", ".join(self.attributes)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,21 @@ class GroundingResult:
     layer_summaries: dict[str, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     soft_prompts_label: str = "none"
+    # Where the soft prompts came from (result.json's "soft_prompts"): source "none" | "seed" | a
+    # path or hub id, trained, steps, trained_with_cot.
+    soft_prompts_info: dict[str, Any] = field(default_factory=lambda: {
+        "source": "none", "trained": False, "steps": None, "trained_with_cot": None})
+    # Fig. 4b: per CoT attribute, the share of the query row's attribute-token mass it receives
+    # ({"attribute", "share"}; frame branch averaged over keyframes, video branch apart), and how
+    # the row splits between visual tokens, text and soft prompts ({"frame": {...}, "video": {...}}).
+    # Where the attributes came from: "cot" (the model's CoT step), "user" (edited, counterfactual
+    # attributes: the CoT step did not run again) or None (no attributes step).
+    attributes_source: str | None = None
+    attribute_attention: tuple[dict[str, Any], ...] = ()
+    attribute_attention_video: tuple[dict[str, Any], ...] = ()
+    row_split: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Things the user should know about this grounding (e.g. a soft-prompt / prompt-form mismatch).
+    warnings: tuple[str, ...] = ()
 
     @property
     def reasoning(self) -> str:
@@ -148,6 +166,9 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)
     # True when a random-weight test model produced it (the tools label such outputs).
     tiny_models: bool = False
+    # On-demand diagnostics, written as top-level keys of result.json: "evaluation" (ground-truth
+    # mode), "readouts" (the readout comparison).
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def masks(self) -> np.ndarray:

@@ -116,3 +116,72 @@ def frame_with_mask(clip: Clip, result: SegmentationResult, frame_index: int,
         if cf == f:
             img = draw_point(img, (x, y), POSITIVE if label == 1 else NEGATIVE)
     return img
+
+
+def readout_panel(clip: Clip, comparison, tile_height: int = 240) -> np.ndarray:
+    """The readout comparison (``grounding.readouts``) side by side: each map over the keyframe with
+    its argmax point and a title; an absent readout is a grey tile saying so."""
+    from .grounding.readouts import READOUT_TITLES, READOUTS
+
+    frame = clip.frames[int(comparison.frame)]
+    s = tile_height / clip.height
+    small = np.asarray(Image.fromarray(frame).resize((max(1, round(clip.width * s)), tile_height), Image.BILINEAR))
+    tiles = []
+    for name in READOUTS:
+        heat = comparison.maps.get(name)
+        if heat is None:
+            tile = np.full_like(small, 128)
+        else:
+            tile = draw_point(heatmap_overlay(small, heat), comparison.points[name], scale=s)
+        header = Image.new("RGB", (tile.shape[1], 22), (255, 255, 255))
+        title = READOUT_TITLES[name] if heat is not None else f"{READOUT_TITLES[name]}: n/a"
+        ImageDraw.Draw(header).text((4, 5), title, fill=(0, 0, 0))
+        tiles.append(np.concatenate([np.asarray(header), tile], axis=0))
+        tiles.append(np.full((tile_height + 22, 4, 3), 255, np.uint8))
+    return np.concatenate(tiles[:-1], axis=1)
+
+
+def attribute_highlights(g: GroundingResult) -> list[tuple[str, float | None]]:
+    """The attributes as written, each parsed attribute scored by its attention share (frame
+    branch) scaled so the largest is 1: (text, score) pieces for a highlighted-text view."""
+    if g.cot is None or not g.attribute_attention:
+        return []
+    text = g.cot.attributes_text
+    shares = [a.get("share") for a in g.attribute_attention]
+    top = max((s for s in shares if s is not None), default=0.0) or 1.0
+    pieces: list[tuple[str, float | None]] = []
+    cursor = 0
+    low = text.lower()
+    for a, share in zip(g.attribute_attention, shares, strict=True):
+        at = low.find(str(a["attribute"]).lower(), cursor)
+        if at < 0:
+            continue
+        if at > cursor:
+            pieces.append((text[cursor:at], None))
+        end = at + len(a["attribute"])
+        pieces.append((text[at:end], None if share is None else round(float(share) / top, 4)))
+        cursor = end
+    if cursor < len(text):
+        pieces.append((text[cursor:], None))
+    return pieces
+
+
+def attention_summary_markdown(g: GroundingResult) -> str:
+    """Attribute shares (frame and video branch) and where the query row's attention goes."""
+    lines = []
+    if g.attribute_attention:
+        video = {a["attribute"]: a.get("share") for a in g.attribute_attention_video}
+        lines.append("| attribute | share (frame) | share (video) |\n|---|---|---|")
+        for a in g.attribute_attention:
+            v = video.get(a["attribute"])
+            f = a.get("share")
+            lines.append(f"| {a['attribute']} | {'–' if f is None else f'{f:.1%}'} | "
+                         f"{'–' if v is None else f'{v:.1%}'} |")
+    for branch, split in (g.row_split or {}).items():
+        if split:
+            lines.append(f"\n**{branch} branch** query row: visual tokens {split['visual']:.1%} · prompt text "
+                         f"{split['text']:.1%} · soft prompts {split['soft_prompts']:.1%}")
+    source = {"user": "your attributes (no CoT step)", "cot": "the CoT step"}.get(g.attributes_source or "")
+    if source:
+        lines.insert(0, f"attributes from {source}\n")
+    return "\n".join(lines) or "no attributes (CoT step off)"

@@ -271,7 +271,12 @@ def test_component_grid_table(mevis_root, tmp_path):
 
     opts = RunOptions(stream=None, videos=["blackswan"], limit=1)
     variants = ablation.component_variants()
-    out = ablation.run_grid(variants, "mevis", mevis_root, tmp_path / "grid", SteerSegConfig(), factory, opts)
+    with pytest.raises(InputError, match="no checkpoint is given"):  # never a silent "soft prompts" row
+        ablation.run_grid(variants, "mevis", mevis_root, tmp_path / "grid", SteerSegConfig(), factory, opts)
+    assert seen == [] and not (tmp_path / "grid").exists()
+    base = SteerSegConfig()
+    base.grounding.soft_prompts = "seed"
+    out = ablation.run_grid(variants, "mevis", mevis_root, tmp_path / "grid", base, factory, opts)
     assert seen == [(False, False), (True, False), (False, True), (True, True)]
     jf = {k: s["groups"][0]["J&F"] for k, s in out.items()}
     assert jf["both"] > jf["soft-prompts"] > jf["cot"] > jf["none"]
@@ -364,7 +369,7 @@ def test_cli_merge_table_and_ablations(mevis_root, clean_run, tmp_path, capsys):
     davis_root = build_refdavis(tmp_path / "rd", n=3)
     assert eval_main(["eval-ablation", "components", "--benchmark", f"mevis={mevis_root}",
                       f"refdavis={davis_root}", "--out", str(grid), "--limit", "1", "--quiet",
-                      "--predictor", "tests.test_eval_runner:make_predictor"]) == 0
+                      "--predictor", "tests.test_eval_runner:make_predictor", "--soft-prompts", "seed"]) == 0
     table = capsys.readouterr().out
     assert "| Variant | MeViS J&F | Ref-DAVIS17 J&F |" in table
     assert table.count("| none |") == 1 and (grid / "ablation-components.md").read_text() == table.rstrip("\n") + "\n"

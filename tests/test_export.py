@@ -358,7 +358,8 @@ def test_result_json(tmp_path):
     assert data["cot_raw"].startswith("Reasoning:") and data["cot_issues"] == ["attributes had a trailing period"]
     assert data["keyframes"] == [0, 2, 3, 3] and data["video_frames"] == [0, 3]
     assert data["chosen"] == 0 and data["backbone"] == "tiny-qwen2.5-vl"
-    assert data["use_cot"] is True and data["use_soft_prompts"] is False and data["soft_prompts"] == "none"
+    assert data["use_cot"] is True and data["use_soft_prompts"] is False and data["soft_prompts"] == {
+        "source": "none", "trained": False, "steps": None, "trained_with_cot": None}
     t0, t1 = data["tracklets"]
     assert t0["source_keyframe"] == 2 and t0["point_xy"] == [400.5, 200.25]
     assert (t0["s_frm"], t0["s_vid"], t0["s"]) == (0.8, None, 0.56)  # NaN → null

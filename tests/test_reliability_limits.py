@@ -153,8 +153,8 @@ def test_model_cache_keeps_at_most_one_model_of_each_kind(tiny_models, monkeypat
 
     pipeline.clear_model_cache()
     try:
-        a = GroundingConfig(backbone=str(tiny_models / "qwen2_5_vl"), frame_max_tokens=16)
-        b = GroundingConfig(backbone=str(tiny_models / "qwen2_vl"), frame_max_tokens=16)
+        a = GroundingConfig(backbone=str(tiny_models / "qwen2_5_vl"), frame_max_tokens=16, soft_prompts="seed")
+        b = GroundingConfig(backbone=str(tiny_models / "qwen2_vl"), frame_max_tokens=16, soft_prompts="seed")
         g1 = pipeline.cached_grounder(a)
         assert pipeline.cached_grounder(a).adapter is g1.adapter  # reused, not reloaded
         assert pipeline.cached_grounder(dataclasses.replace(a, t_frame=3)).adapter is g1.adapter
@@ -162,7 +162,7 @@ def test_model_cache_keeps_at_most_one_model_of_each_kind(tiny_models, monkeypat
         kinds = [k[0] for k in pipeline.cached_models()]
         assert kinds.count("lvlm") == 1 and kinds.count("soft") == 1  # a's model and its prompts are gone
         # soft prompts off, then on: the seed prompts are made for this backbone (not a stale None)
-        off = pipeline.cached_grounder(dataclasses.replace(b, use_soft_prompts=False))
+        off = pipeline.cached_grounder(dataclasses.replace(b, soft_prompts=None))
         on = pipeline.cached_grounder(b)
         assert off.soft_prompts is None and on.soft_prompts is not None
 

@@ -18,6 +18,15 @@ def adapter(tiny_models):
     return load_adapter(str(tiny_models / "qwen2_5_vl"))
 
 
+@pytest.fixture(scope="module")
+def clip_small():
+    from steerseg_core.video import load_clip
+
+    from .conftest import davis_frames
+
+    return load_clip(davis_frames("blackswan"), max_side=96)
+
+
 def test_repeat_truncate():
     e = torch.arange(6.0).view(3, 2)
     out = repeat_truncate(e, 7)
@@ -101,3 +110,97 @@ def test_soft_prompts_change_maps_and_get_gradients(adapter):
     steered.sum().backward()
     assert sp.frame.grad is not None and sp.frame.grad.abs().sum() > 0
     assert all(p.grad is None for p in adapter.model.parameters())
+
+
+# -- honest sources: none unless asked, seed only by name, hub references, refusals ----------------
+
+def test_no_source_means_no_soft_prompts(adapter, tiny_models, clip_small):
+    from steerseg_core.config import GroundingConfig
+    from steerseg_core.grounding.grounder import Grounder
+    from steerseg_core.grounding.soft_prompts import resolve_soft_prompts
+
+    for spec in (None, "", "none"):
+        sp, info = resolve_soft_prompts(spec, adapter)
+        assert sp is None and info == {"source": "none", "trained": False, "steps": None, "trained_with_cot": None}
+    cfg = GroundingConfig(backbone=str(tiny_models / "qwen2_5_vl"), frame_max_tokens=24, t_frame=2, t_video=2,
+                          use_cot=False)
+    assert cfg.use_soft_prompts and cfg.soft_prompts is None  # the defaults
+    g = Grounder.from_config(cfg)
+    assert g.soft_prompts is None
+    res = g.ground(clip_small, "the swan")
+    assert res.use_soft_prompts is False and res.soft_prompts_info["source"] == "none"
+    with pytest.raises(Exception, match="--soft-prompts seed"):
+        g.ground(clip_small, "the swan", use_soft_prompts=True)
+
+
+def test_seed_only_on_request_and_labelled(adapter, tiny_models, clip_small):
+    from steerseg_core.config import GroundingConfig
+    from steerseg_core.grounding.grounder import Grounder, soft_prompts_note
+    from steerseg_core.grounding.soft_prompts import resolve_soft_prompts
+
+    sp, info = resolve_soft_prompts("seed", adapter, 4)
+    assert sp.n_prompts == 4 and info == {"source": "seed", "trained": False, "steps": 0, "trained_with_cot": None}
+    cfg = GroundingConfig(backbone=str(tiny_models / "qwen2_5_vl"), frame_max_tokens=24, t_frame=2, t_video=2,
+                          use_cot=False, soft_prompts="seed", n_prompts=4)
+    res = Grounder.from_config(cfg).ground(clip_small, "the swan")
+    assert res.use_soft_prompts and res.soft_prompts_info["source"] == "seed"
+    assert "NOT trained" in soft_prompts_note(res.soft_prompts_info, True, how="x")
+
+
+def test_trained_checkpoint_provenance(adapter, tmp_path):
+    from steerseg_core.grounding.grounder import soft_prompts_label
+    from steerseg_core.grounding.soft_prompts import resolve_soft_prompts
+
+    path = SoftPrompts.from_seed(adapter, 4).save(tmp_path / "mine", steps=120, trained=True,
+                                                  training={"use_cot": True})
+    sp, info = resolve_soft_prompts(str(path), adapter)
+    assert info == {"source": str(path), "trained": True, "steps": 120, "trained_with_cot": True}
+    assert soft_prompts_label(info) == "mine.safetensors (120 steps, trained with CoT)"  # no server folders
+
+
+def test_zero_prompt_rows_refused(adapter, tmp_path):
+    from safetensors.torch import save_file
+
+    d = adapter.hidden_size
+    save_file({"frame": torch.zeros(0, d), "video": torch.zeros(0, d)}, str(tmp_path / "empty.safetensors"))
+    with pytest.raises(CheckpointError, match="zero prompt rows"):
+        SoftPrompts.load(tmp_path / "empty.safetensors", adapter.fingerprint)
+
+
+def test_hub_reference_parsing(tmp_path):
+    from steerseg_core.grounding.soft_prompts import hub_reference
+
+    assert hub_reference("user/repo") == ("user/repo", "soft_prompts.safetensors")
+    assert hub_reference("user/repo/np64.safetensors") == ("user/repo", "np64.safetensors")
+    assert hub_reference("user/repo/sub/np64.safetensors") == ("user/repo", "sub/np64.safetensors")
+    for not_hub in ("seed", "./a/b", "/abs/x.safetensors", "~/x/y", "user/repo/file.pt", str(tmp_path)):
+        assert hub_reference(not_hub) is None
+
+
+def test_hub_reference_downloads(adapter, tmp_path, monkeypatch):
+    """The Hugging Face hub cannot be reached here: ``hf_hub_download`` is the one mock, serving a
+    checkpoint folder laid out like the hub cache."""
+    import huggingface_hub
+
+    from steerseg_core.errors import ModelLoadError
+    from steerseg_core.grounding.soft_prompts import resolve_soft_prompts
+
+    repo_dir = tmp_path / "snapshot"
+    SoftPrompts.from_seed(adapter, 4).save(repo_dir / "np4", steps=7, trained=True, training={"use_cot": False})
+    asked = []
+
+    def fake_download(repo_id: str, filename: str, **_: object) -> str:
+        asked.append((repo_id, filename))
+        if repo_id != "someone/steerseg-prompts" or not (repo_dir / filename).exists():
+            raise huggingface_hub.errors.EntryNotFoundError(f"{repo_id}/{filename}")
+        return str(repo_dir / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    sp, info = resolve_soft_prompts("someone/steerseg-prompts/np4.safetensors", adapter)
+    assert sp.n_prompts == 4 and asked[0] == ("someone/steerseg-prompts", "np4.safetensors")
+    assert info == {"source": "someone/steerseg-prompts/np4.safetensors", "trained": True, "steps": 7,
+                    "trained_with_cot": False}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="offline here and it is not in the local cache.*hf download"):
+        resolve_soft_prompts("someone/other", adapter)
+    assert asked[-1] == ("someone/other", "soft_prompts.safetensors")

@@ -358,24 +358,57 @@ def test_cli_train_exports_and_refuses_to_overwrite(backbone, synthetic, tmp_pat
 
 
 def test_cot_option_adds_cached_attributes_to_the_query_prompt(adapter, backbone, synthetic, tmp_path, monkeypatch):
-    texts = []
+    import warnings
+
+    from steerseg_core.config import GroundingConfig
+    from steerseg_core.grounding.grounder import Grounder, PromptFormWarning
+    from steerseg_core.video import load_clip
+
+    texts, generated = [], []
     real_run = Objective.run
+    real_generate = adapter.generate
 
     def spy(self, sample, soft, text=None, *a, **kw):
         texts.append(text)
         return real_run(self, sample, soft, text, *a, **kw)
 
+    def counting_generate(prepared, max_new_tokens, soft=None):
+        if soft is None:  # a CoT generation (the query-token generations carry the soft prompts)
+            generated.append(1)
+        return real_generate(prepared, max_new_tokens, soft)
+
     monkeypatch.setattr(Objective, "run", spy)
+    monkeypatch.setattr(adapter, "generate", counting_generate)
+    shared = tmp_path / "cot-cache"
     cfg = _cfg(synthetic, tmp_path / "run", backbone, steps=2, batch_size=1, checkpoint_every=0, val_samples=0,
-               use_cot=True)
-    train(cfg, adapter=adapter)
-    cache = json.loads((tmp_path / "run" / "cot_cache.json").read_text())
-    assert len(cache) == 2 and all(isinstance(v, str) for v in cache.values())
+               use_cot=True, cot_cache_dir=str(shared))
+    res = train(cfg, adapter=adapter)
+    (cache_file,) = shared.glob("*.json")  # one file for this backbone and CoT settings
+    cache = json.loads(cache_file.read_text())["attributes"]
+    assert len(cache) == 2 and all(isinstance(v, str) for v in cache.values()) and len(generated) == 2
     assert all("Distinguishing attributes of the target:" in t for t in texts)
+    # another run on the same backbone reuses the cached attributes: no new CoT generation
+    generated.clear()
+    train(_cfg(synthetic, tmp_path / "run2", backbone, steps=2, batch_size=1, checkpoint_every=0, val_samples=0,
+               use_cot=True, cot_cache_dir=str(shared)), adapter=adapter)
+    assert generated == []
+    # the prompt form is recorded in the checkpoint; a run with the other form is warned
+    sp = SoftPrompts.load(res.soft_prompts, adapter.fingerprint)
+    assert sp.meta["prompt_form"] == "cot" and sp.provenance("x")["trained_with_cot"] is True
+    clip = load_clip(synthetic / "JPEGImages" / sorted(p.name for p in (synthetic / "JPEGImages").iterdir())[0])
+    gcfg = GroundingConfig(backbone=str(backbone), frame_max_tokens=8, t_frame=2, t_video=2, use_cot=False,
+                           query_max_new_tokens=1)
+    with pytest.warns(PromptFormWarning, match="trained on the query with CoT attributes"):
+        g = Grounder(adapter, gcfg, sp).ground(clip, "the object")
+    assert g.warnings and "without attributes" in g.warnings[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PromptFormWarning)
+        assert Grounder(adapter, gcfg, sp).ground(clip, "the object", attributes="round, red").warnings == ()
     plain = _cfg(synthetic, tmp_path / "plain", backbone, steps=1, batch_size=1, checkpoint_every=0, val_samples=0)
     texts.clear()
-    train(plain, adapter=adapter)
+    res_plain = train(plain, adapter=adapter)
     assert texts and all("Distinguishing attributes" not in t for t in texts)  # default: no CoT in training
+    assert SoftPrompts.load(res_plain.soft_prompts).meta["prompt_form"] == "plain"
 
 
 @pytest.mark.slow

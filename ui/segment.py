@@ -22,13 +22,16 @@ import gradio as gr
 from steerseg_core import access, visualize
 from steerseg_core.config import DEFAULT_BACKBONE, SteerSegConfig, parse_layer_range
 from steerseg_core.errors import SteerSegError, public_message
-from steerseg_core.grounding.soft_prompts import list_checkpoints
+from steerseg_core.grounding.grounder import soft_prompts_note
+from steerseg_core.grounding.soft_prompts import NONE_SOURCES, SEED_SOURCE, list_checkpoints
 from steerseg_core.stages import SAM2_GROUP, Stage
 
 from .context import AppContext
 from .gpu import gpu_task
 
 SEED_INIT = "seed-initialised (untrained)"
+NO_SOFT_PROMPTS = "none (no trained checkpoint)"
+CONFIGURED = "configured (STEERSEG_SOFT_PROMPTS / --soft-prompts)"
 SAM2_SIZES = list(access.SAM2_SIZES)
 # Overall progress bar share of each stage; the SAM2 stage reports one fraction across its
 # sub-steps (encoding frames, keyframe masks, tracking/propagating candidates).
@@ -66,8 +69,23 @@ def _new_output_dir(max_age_s: float | None = None) -> Path:
     return out
 
 
+def _configured_soft_prompts(ctx: AppContext) -> str | None:
+    spec = (ctx.config.grounding.soft_prompts or "").strip()
+    return None if spec.lower() in NONE_SOURCES else spec
+
+
 def soft_prompt_choices(ctx: AppContext) -> list[str]:
-    return [SEED_INIT] + [p.name for p in list_checkpoints(ctx.checkpoints_dir)]
+    configured = _configured_soft_prompts(ctx)
+    extra = [CONFIGURED] if configured and configured.lower() != SEED_SOURCE else []
+    return [NO_SOFT_PROMPTS, SEED_INIT] + extra + [p.name for p in list_checkpoints(ctx.checkpoints_dir)]
+
+
+def default_soft_prompt_choice(ctx: AppContext) -> str:
+    """The configured source if any (the seed only when configured as 'seed'), else none."""
+    configured = _configured_soft_prompts(ctx)
+    if configured is None:
+        return NO_SOFT_PROMPTS
+    return SEED_INIT if configured.lower() == SEED_SOURCE else CONFIGURED
 
 
 def build_config(ctx: AppContext, backbone: str, soft_choice: str, use_cot: bool, use_soft: bool, alpha: float,
@@ -79,14 +97,18 @@ def build_config(ctx: AppContext, backbone: str, soft_choice: str, use_cot: bool
     sam2 = access.check_model_choice("sam2", sam2, ctx.config.segment.sam2)
     gr_cfg.backbone = (backbone or "").strip() or gr_cfg.backbone
     gr_cfg.use_cot, gr_cfg.use_soft_prompts = bool(use_cot), bool(use_soft)
-    gr_cfg.soft_prompts = None
-    if use_soft and soft_choice and soft_choice != SEED_INIT:
+    gr_cfg.soft_prompts = None  # no soft prompts unless a source is chosen (never a silent seed)
+    if not use_soft or not soft_choice or soft_choice == NO_SOFT_PROMPTS:
+        pass
+    elif soft_choice == SEED_INIT:
+        gr_cfg.soft_prompts = SEED_SOURCE
+    elif soft_choice == CONFIGURED:
+        gr_cfg.soft_prompts = _configured_soft_prompts(ctx)
+    else:
         path = (ctx.checkpoints_dir / Path(soft_choice).name)
         if not path.exists():
             raise SteerSegError(f"soft-prompt checkpoint '{Path(soft_choice).name}' is no longer available")
         gr_cfg.soft_prompts = str(path)
-    elif use_soft and ctx.config.grounding.soft_prompts and soft_choice != SEED_INIT:
-        gr_cfg.soft_prompts = ctx.config.grounding.soft_prompts
     gr_cfg.t_frame, gr_cfg.t_video = int(t_frame), int(t_video)
     try:
         gr_cfg.layers = parse_layer_range(layers) if (layers or "").strip() else None
@@ -157,7 +179,9 @@ def run_segment(ctx: AppContext, video: str | None, expression: str, backbone: s
                "config": cfg}
     g = result.grounding
     thumbs, rows, overlay, files, frame = _result_views(session)
-    note = f"soft prompts: **{g.soft_prompts_label}** · rollout layers {g.layers[0]}–{g.layers[1]} · " + \
+    sp_note = soft_prompts_note(g.soft_prompts_info, cfg.grounding.use_soft_prompts,
+                                how="choose a checkpoint under Advanced, or 'seed-initialised' for untrained prompts")
+    note = f"soft prompts: **{sp_note}** · rollout layers {g.layers[0]}–{g.layers[1]} · " + \
         " · ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     if result.tiny_models:
         note = "⚠️ **tiny random-weight models** (for trying the app; outputs are meaningless) · " + note
@@ -284,7 +308,8 @@ def build_segment_tab(ctx: AppContext) -> None:
                     gr.Examples([[str(p), ""] for p in clips[:12]], inputs=[video, expression])
             with gr.Accordion("Advanced", open=False):
                 backbone = gr.Textbox(label="backbone (hub id or folder)", value=cfg.grounding.backbone or DEFAULT_BACKBONE)
-                soft_choice = gr.Dropdown(soft_prompt_choices(ctx), value=SEED_INIT, label="soft-prompt checkpoint",
+                soft_choice = gr.Dropdown(soft_prompt_choices(ctx), value=default_soft_prompt_choice(ctx),
+                                          label="soft-prompt checkpoint",
                                           allow_custom_value=False)
                 with gr.Row():
                     use_cot = gr.Checkbox(value=cfg.grounding.use_cot, label="CoT step")
@@ -322,6 +347,9 @@ def build_segment_tab(ctx: AppContext) -> None:
                 apply_btn = gr.Button("Re-propagate with clicks")
     # a run (clip + result) stays in memory for its session: at most 3 h, never longer than its downloads
     session = gr.State(None, time_to_live=min(3 * 3600, outputs_max_age_s()))
+    from .diagnostics import build_diagnostics_section
+
+    build_diagnostics_section(ctx, session)  # "See why" (#15): its own module
 
     limit = cfg.limits.max_concurrent_jobs
     busy = busy_validator(ctx, gr.context.Context.root_block)

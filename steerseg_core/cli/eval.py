@@ -5,7 +5,7 @@
 * ``eval BENCHMARK --data-root ROOT --out RUN_DIR`` — run the pipeline over a benchmark
   (resumable, ``--shard i/n``), or score existing masks with ``--pred-dir``.
 * ``eval-merge OUT_DIR SHARD_DIR...`` — combine shard runs and write the full summary.
-* ``eval-ablation {components,n-prompts,alpha}`` — a named ablation grid and its table.
+* ``eval-ablation {components,n-prompts,alpha,normalisation}`` — a named ablation grid and its table.
 * ``eval-table RUN_DIR...`` — several benchmarks' summaries as one row of the main table.
 """
 
@@ -140,6 +140,7 @@ def cmd_eval_ablation(args: argparse.Namespace) -> int:
         from ..eval.runner import RunOptions, parse_shard
 
         variants = (ablation.component_variants() if args.grid == "components"
+                    else ablation.normalisation_variants() if args.grid == "normalisation"
                     else ablation.n_prompt_variants(ablation.parse_checkpoints(args.checkpoints or [])))
         factory, name = _predictor(args)
         opts = RunOptions(videos=args.videos, limit=args.limit, predictor_name=name,
@@ -226,7 +227,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_eval_merge)
 
     p = subparsers.add_parser("eval-ablation", help="run a named ablation grid and print its table")
-    p.add_argument("grid", choices=("components", "n-prompts", "alpha"))
+    p.add_argument("grid", choices=("components", "n-prompts", "alpha", "normalisation"))
     p.add_argument("--benchmark", nargs="+", metavar="NAME[=ROOT]",
                    help=f"one or more of {names}; NAME=ROOT gives each its own data root")
     p.add_argument("--data-root", type=Path, help="data root of a single --benchmark NAME")

@@ -30,8 +30,11 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
                                             "default Qwen/Qwen2.5-VL-7B-Instruct)")),
     "sam2": (("--sam2",), dict(help="SAM2 size (tiny/small/base+/large), hub id, checkpoint file or "
                                     "folder (env STEERSEG_SAM2; default large)")),
-    "soft_prompts": (("--soft-prompts",), dict(help="soft-prompt checkpoint (.safetensors) (env "
-                                                    "STEERSEG_SOFT_PROMPTS)")),
+    "soft_prompts": (("--soft-prompts",), dict(
+        metavar="SOURCE", help="trained soft prompts: a .safetensors checkpoint or a Hugging Face hub reference "
+                               "(user/repo or user/repo/file.safetensors); 'seed' = untrained seed-initialised "
+                               "prompts, 'none' = no soft prompts (env STEERSEG_SOFT_PROMPTS; default: none - "
+                               "without a trained checkpoint a run has no soft prompts)")),
     "no_cot": (("--no-cot",), dict(action="store_true", help="ablation: skip the chain-of-thought step")),
     "no_soft_prompts": (("--no-soft-prompts",), dict(action="store_true",
                                                      help="ablation: query without soft prompts")),
@@ -45,6 +48,10 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "nms_iou": (("--nms-iou",), dict(type=float, help="mask NMS IoU threshold (default 0.7)")),
     "frame_tokens": (("--frame-tokens",), dict(type=int, help="visual-token budget per keyframe (default 1024)")),
     "n_prompts": (("--n-prompts",), dict(type=int, help="soft prompts per branch, N_p (default 64)")),
+    "frame_normalisation": (("--frame-normalisation",), dict(
+        choices=("per_keyframe", "joint"), help="min-max normalisation of S_frm: each keyframe on its own or one "
+                                               "min/max over all keyframes (default per_keyframe; the paper "
+                                               "does not say)")),
 }
 RUN_OPTIONS = tuple(OPTIONS)
 
@@ -79,7 +86,8 @@ def apply_run_options(cfg: SteerSegConfig, args: argparse.Namespace) -> SteerSeg
         gr.device = seg.device = args.device
     for name, target, attr in (("alpha", seg, "alpha"), ("t_frame", gr, "t_frame"), ("t_video", gr, "t_video"),
                                ("layers", gr, "layers"), ("nms_iou", seg, "nms_iou"),
-                               ("frame_tokens", gr, "frame_max_tokens"), ("n_prompts", gr, "n_prompts")):
+                               ("frame_tokens", gr, "frame_max_tokens"), ("n_prompts", gr, "n_prompts"),
+                               ("frame_normalisation", gr, "frame_normalisation")):
         value = getattr(args, name, None)
         if value is not None:
             setattr(target, attr, value)

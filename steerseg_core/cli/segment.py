@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -41,8 +42,19 @@ class StageBars:
             self.bar = None
 
 
+def _png(image) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _cmd(args: argparse.Namespace) -> int:
     from ..export import export_all
+    from ..grounding.grounder import soft_prompts_note
     from ..pipeline import SteerSeg
     from ..video import load_clip, validate_expression
 
@@ -51,20 +63,52 @@ def _cmd(args: argparse.Namespace) -> int:
     clip = load_clip(args.video, cfg.limits, max_side=args.max_side)
     bars = StageBars(enabled=not args.quiet)
     try:
-        result = SteerSeg(cfg).run(clip, expression, progress=bars)
+        result = SteerSeg(cfg).run(clip, expression, progress=bars, attributes=args.attributes)
     finally:
         bars.close()
+    comparison = None
+    if args.compare_readouts is not None:
+        frame = None if args.compare_readouts < 0 else args.compare_readouts
+        comparison, result = SteerSeg(cfg).compare_readouts(result, clip, frame)
+    if args.gt_masks:
+        from ..eval.clip_eval import evaluate_against_gt
+
+        evaluation = evaluate_against_gt(result, clip, args.gt_masks)
+        result = dataclasses.replace(result, diagnostics={**result.diagnostics, "evaluation": evaluation})
     paths = export_all(result, clip, Path(args.out))
+    if comparison is not None:
+        from ..files import atomic_write_bytes
+        from ..visualize import readout_panel
+
+        paths["readouts"] = Path(args.out) / "readouts.png"
+        atomic_write_bytes(paths["readouts"], _png(readout_panel(clip, comparison)))
+        for name, xy in comparison.points.items():
+            where = f"({xy[0]:.0f}, {xy[1]:.0f})" if xy is not None else "n/a"
+            print(f"readout {name:>12} argmax on frame {comparison.frame}: {where}")
     g = result.grounding
     chosen = result.tracklets[result.chosen]
     reasoning = "(CoT off)" if g.cot is None else (g.reasoning or "(no reasoning parsed)")
     print(f"reasoning:  {reasoning}")
     if g.cot is not None and g.cot.issues:
         print(f"CoT parse notes: {'; '.join(g.cot.issues)}")
-    print(f"attributes: {', '.join(g.attributes) or '-'}")
-    print(f"query word: {g.query_word or '-'}   soft prompts: {g.soft_prompts_label}")
+    source = {"user": " (given with --attributes; no CoT step)", "cot": ""}.get(g.attributes_source or "", "")
+    print(f"attributes: {g.cot.attributes_text if g.cot else '-'}{source}")
+    if g.attribute_attention:
+        print("attribute attention: " + ", ".join(
+            f"{a['attribute']} {a['share']:.0%}" for a in g.attribute_attention if a["share"] is not None))
+    print(f"query word: {g.query_word or '-'}")
+    for note in g.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    print("soft prompts: " + soft_prompts_note(
+        g.soft_prompts_info, cfg.grounding.use_soft_prompts,
+        how="pass --soft-prompts FILE.safetensors or a hub reference user/repo; --soft-prompts seed runs "
+            "untrained seed prompts"))
     print(f"candidates: {len(result.tracklets)}; chosen #{result.chosen} (keyframe {chosen.source_keyframe}, "
           f"s={chosen.s:.3f}, s_frm={chosen.s_frm:.3f}, s_vid={chosen.s_vid:.3f})")
+    ev = result.diagnostics.get("evaluation")
+    if ev:
+        print(f"ground truth: J&F {ev['J&F']:.4f}  J {ev['J']:.4f}  F {ev['F']:.4f}  alignment frame "
+              f"{ev['alignment_frame']:.3f} / video {ev['alignment_video']:.3f} ({ev['gt_frames_matched']} frames)")
     for key, path in paths.items():
         print(f"{key:>12}: {path}")
     return 0
@@ -79,5 +123,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--max-side", type=int, default=None, help="downscale frames to this longest side first")
+    p.add_argument("--gt-masks", metavar="DIR", default=None,
+                   help="ground-truth masks (DAVIS layout: one PNG per frame named like the clip's frames, 0/255 "
+                        "or palette) of the clip's size: score the run on the spot (result.json 'evaluation': "
+                        "J&F, J, F as `eval-masks DIR OUT/masks --mode all-frames`, and the rollout-mask "
+                        "alignments of the paper's Table 3)")
+    p.add_argument("--attributes", default=None, metavar="TEXT",
+                   help="counterfactual reasoning: use these attributes (e.g. \"black, swimming, on the left\") "
+                        "in the query instead of the CoT step's; result.json says attributes_source 'user'")
+    p.add_argument("--compare-readouts", nargs="?", type=int, const=-1, default=None, metavar="FRAME",
+                   help="the paper's Fig. 1b on this clip: raw attention, contrast (query minus a neutral "
+                        "expression, as DecAF), soft prompts only, CoT only and both at one frame (default: the "
+                        "chosen tracklet's keyframe); writes DIR/readouts.png and the five argmax points into "
+                        "result.json 'readouts'")
     add_run_options(p)
     p.set_defaults(func=_cmd)

@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-batch-size", type=int, default=d.frame_batch_size,
                    help="keyframe sequences per forward/backward chunk")
     p.add_argument("--branches", default=",".join(d.branches), help="frame,video (default both)")
-    p.add_argument("--cot", action="store_true", help="add CoT attributes to the query prompt (cached per expression)")
+    p.add_argument("--cot", action="store_true", help="train on the query prompt with CoT attributes, as inference uses it (generated once per expression, cached on disk per backbone and shared across runs; the form is recorded in the checkpoint)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints)
     p.add_argument("--eval-every", type=int, default=d.eval_every)

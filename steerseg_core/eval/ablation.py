@@ -4,6 +4,7 @@ reads the runs' summaries, so adding a benchmark later just adds a column.
 
 * ``components`` — CoT on/off × soft prompts on/off (Table 3, with the rollout–mask correlation).
 * ``n-prompts`` — N_p ∈ {4, 8, 16, 32, 64, 128}, one soft-prompt checkpoint each (Table 4).
+* ``normalisation`` — S_frm min-max per keyframe vs jointly over the keyframes (not in the paper).
 * ``alpha`` — s = α·s_frm + (1−α)·s_vid swept over stored runs: every tracklet's scores and J/F
   are in the records, so no model runs again.
 """
@@ -26,7 +27,7 @@ from .summaries import summarize
 from .tables import METRICS, grid_markdown, headline, pct
 
 N_PROMPTS = (4, 8, 16, 32, 64, 128)
-GRIDS = ("components", "n-prompts", "alpha")
+GRIDS = ("components", "n-prompts", "alpha", "normalisation")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ def component_variants() -> list[Variant]:
 
     return [v("none", "none", False, False), v("cot", "CoT", True, False),
             v("soft-prompts", "soft prompts", False, True), v("both", "CoT + soft prompts", True, True)]
+
+
+def normalisation_variants() -> list[Variant]:
+    """S_frm min-max normalisation per keyframe vs jointly over the keyframes (the paper is silent)."""
+    return [Variant("per-keyframe", "S_frm per keyframe", {"grounding": {"frame_normalisation": "per_keyframe"}}),
+            Variant("joint", "S_frm joint", {"grounding": {"frame_normalisation": "joint"}})]
 
 
 def n_prompt_variants(checkpoints: dict[int, str]) -> list[Variant]:
@@ -73,8 +80,16 @@ def run_grid(variants: Sequence[Variant], benchmark: str, data_root: Path | str,
              base: SteerSegConfig | None = None, predictor: PredictorFactory | None = None,
              options: RunOptions | None = None, split: str | None = None) -> dict[str, dict]:
     """Run each variant on the benchmark (resuming what is done); {variant name: summary}."""
-    bench = open_benchmark(benchmark, data_root, split)
+    from ..grounding.soft_prompts import NONE_SOURCES
+
     base = base or SteerSegConfig()
+    for v in variants:  # a "soft prompts" row without prompts would silently repeat the "none" row
+        g = apply_overrides(base, v.overrides).grounding
+        if g.use_soft_prompts and (g.soft_prompts or "").strip().lower() in NONE_SOURCES:
+            raise InputError(f"variant '{v.name}' uses soft prompts but no checkpoint is given: pass "
+                             "--soft-prompts FILE.safetensors or a hub reference (or --soft-prompts seed "
+                             "for untrained seed prompts, labelled as such)")
+    bench = open_benchmark(benchmark, data_root, split)
     out_summaries = {}
     for v in variants:
         run_dir = Path(out) / bench.name / v.name
@@ -97,8 +112,9 @@ def collect_grid(out: Path | str, variants: Sequence[Variant]) -> list[tuple[str
 
 def grid_table(name: str, out: Path | str, variants: Sequence[Variant]) -> str:
     title = {"components": "Ablation: CoT × soft prompts (J&F; rollout–mask correlation r)",
-             "n-prompts": "Ablation: number of soft prompts N_p (J&F)"}.get(name, name)
-    return grid_markdown(title, collect_grid(out, variants), with_corr=name == "components")
+             "n-prompts": "Ablation: number of soft prompts N_p (J&F)",
+             "normalisation": "Ablation: S_frm normalisation (J&F; rollout–mask correlation r)"}.get(name, name)
+    return grid_markdown(title, collect_grid(out, variants), with_corr=name in ("components", "normalisation"))
 
 
 # --- α sweep -----------------------------------------------------------------------------------

@@ -111,6 +111,22 @@ def ground_truth_ids(gt_labels: np.ndarray, name: str = "") -> list[int]:
         raise InputError(f"{name}: the ground truth has {ids.size} different labels; at most "
                          f"{MAX_GT_OBJECTS} objects are supported (save masks as 0/255 or indexed PNGs)")
     return [int(i) for i in ids]
+def all_frames_jf(gt_labels: np.ndarray, pred_labels: np.ndarray,
+                  bound_th: float = BOUND_TH) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame J and F of the ``all-frames`` protocol for (T, H, W) label arrays: foreground =
+    any non-zero value on either side."""
+    gt_fg, pred_fg = np.asarray(gt_labels) != 0, np.asarray(pred_labels) != 0
+    j = np.empty(len(gt_fg))
+    f = np.empty(len(gt_fg))
+    for t in range(len(gt_fg)):
+        jt, ft = frame_scores(gt_fg[t][None], pred_fg[t][None], None, bound_th, pairs="diag")
+        j[t], f[t] = jt[0], ft[0]
+    return j, f
+
+
+def stats_row(j: np.ndarray, f: np.ndarray) -> dict[str, float]:
+    """The eval-masks row of one object from its per-frame J and F."""
+    return _stats_row(j, f)
 
 
 def evaluate_sequence(gt_dir: Path, pred_dir: Path, seq: str, mode: str,
@@ -140,14 +156,7 @@ def evaluate_sequence(gt_dir: Path, pred_dir: Path, seq: str, mode: str,
         pred_raw = np.zeros((0, *size), dtype=np.uint8)
     out = SequenceScores(seq, frames, missing=missing)
     if mode == "all-frames":
-        gt_fg = gt_raw != 0
-        pred_fg = pred_raw != 0
-        j = np.empty(len(frames))
-        f = np.empty(len(frames))
-        for k, t in enumerate(eval_idx):
-            jt, ft = frame_scores(gt_fg[t][None], pred_fg[k][None], None, bound_th, pairs="diag")
-            j[k], f[k] = jt[0], ft[0]
-        out.j["1"], out.f["1"] = j, f
+        out.j["1"], out.f["1"] = all_frames_jf(gt_raw[eval_idx], pred_raw, bound_th)
         return out
     void = None if gt_binary else (gt_raw == VOID)
     gt_labels = np.where(void, 0, gt_raw) if void is not None else gt_raw

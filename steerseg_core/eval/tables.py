@@ -81,8 +81,11 @@ def method_label(config: dict | None) -> str:
     parts = [backbone]
     if g.get("use_cot") is False:
         parts.append("no CoT")
-    if g.get("use_soft_prompts") is False:
+    source = str(g.get("soft_prompts") or "").strip().lower()
+    if g.get("use_soft_prompts") is False or source in ("", "none", "off"):
         parts.append("no soft prompts")
+    elif source == "seed":
+        parts.append("untrained seed prompts")
     elif g.get("n_prompts") not in (None, 64):
         parts.append(f"N_p={g['n_prompts']}")
     alpha = config.get("segment", {}).get("alpha")

@@ -138,6 +138,7 @@ def parse_cot(raw: str) -> CoTResult:
             attr_lines = [body[-1]]
         elif "reasoning" not in sections and body:
             attr_lines = [body[-1]]
+    written = written_attributes("\n".join(attr_lines))
     attributes = _split_attributes("\n".join(attr_lines))
     if len(attributes) > _MAX_ATTRIBUTES:
         issues.append(f"{len(attributes)} attributes; kept the first {_MAX_ATTRIBUTES}")
@@ -146,7 +147,27 @@ def parse_cot(raw: str) -> CoTResult:
         issues.append("no attributes found")
     if not reasoning:
         issues.append("no reasoning found")
-    return CoTResult(raw=raw, reasoning=reasoning, attributes=tuple(attributes), issues=tuple(issues))
+    return CoTResult(raw=raw, reasoning=reasoning, attributes=tuple(attributes), issues=tuple(issues),
+                     attributes_written=written if attributes else "")
+
+
+def written_attributes(text: str) -> str:
+    """The attributes text as written, only tidied for the prompt: lines joined, surrounding quotes,
+    bullets and a final full stop removed (no splitting, no rewording)."""
+    lines = [_clean(ln) for ln in (text or "").split("\n")]
+    return ", ".join(ln for ln in lines if ln).rstrip(". ").strip()
+
+
+def user_attributes(text: str) -> CoTResult:
+    """Attributes typed by the user (counterfactual reasoning): used in the query as typed."""
+    written = written_attributes(text)
+    attributes = _split_attributes(written)
+    if not attributes:
+        from ..errors import InputError
+
+        raise InputError("give at least one attribute, e.g. 'black, swimming, on the left'")
+    return CoTResult(raw="", reasoning="", attributes=tuple(attributes[:_MAX_ATTRIBUTES]),
+                     attributes_written=written)
 
 
 def clean_query_word(text: str) -> str:

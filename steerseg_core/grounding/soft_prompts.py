@@ -4,22 +4,38 @@ N_p vectors of the backbone's hidden size each, initialised from the token embed
 natural-language seed prompt (repeated and truncated to N_p), prepended to the query step's input.
 A checkpoint is tiny: ``NAME.safetensors`` (tensors ``frame``, ``video``) plus ``NAME.json`` with the
 backbone fingerprint, N_p, seed prompts, steps and metrics. Loading never unpickles anything and
-refuses a checkpoint made for another backbone or size.
+refuses a checkpoint made for another backbone or size, or one with no prompt rows.
+
+Which soft prompts a run uses is one string (``GroundingConfig.soft_prompts``, ``--soft-prompts``,
+``STEERSEG_SOFT_PROMPTS``, the app's choice), resolved by ``resolve_soft_prompts``: nothing /
+``"none"`` = no soft prompts; ``"seed"`` = the untrained seed initialisation, only when asked for by
+name; a local ``.safetensors`` file; or a Hugging Face hub reference (``user/repo`` or
+``user/repo/file.safetensors``), downloaded with huggingface_hub. A run never falls back to
+untrained prompts silently: ``provenance`` says what it used (result.json's ``soft_prompts``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ModelLoadError
 from .prompts import SEED_PROMPT_FRAME, SEED_PROMPT_VIDEO
 
 BRANCHES = ("frame", "video")
+# The spellings of "no soft prompts" and of "the untrained seed initialisation, on purpose".
+NONE_SOURCES = ("", "none", "off")
+SEED_SOURCE = "seed"
+HUB_FILENAME = "soft_prompts.safetensors"  # the file a bare ``user/repo`` reference loads
+_HUB_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_HUB_REF = re.compile(rf"^({_HUB_PART}/{_HUB_PART})(?:/((?:{_HUB_PART}/)*{_HUB_PART}\.safetensors))?$")
 
 
 def repeat_truncate(embeddings: torch.Tensor, n: int) -> torch.Tensor:
@@ -50,6 +66,22 @@ class SoftPrompts(nn.Module):
     @property
     def hidden_size(self) -> int:
         return int(self.frame.shape[1])
+
+    @property
+    def trained(self) -> bool:
+        """False for a seed initialisation (or a checkpoint saved before any training step)."""
+        return bool(self.meta.get("trained", True)) and self.meta.get("steps") != 0
+
+    def provenance(self, source: str) -> dict[str, Any]:
+        """result.json's ``soft_prompts`` block for prompts loaded from ``source``."""
+        steps = self.meta.get("steps")
+        training = self.meta.get("training")
+        with_cot = training.get("use_cot") if isinstance(training, dict) else None
+        if "prompt_form" in self.meta:
+            with_cot = self.meta["prompt_form"] == "cot"
+        return {"source": source, "trained": self.trained,
+                "steps": int(steps) if isinstance(steps, int | float) and not isinstance(steps, bool) else None,
+                "trained_with_cot": bool(with_cot) if with_cot is not None and self.trained else None}
 
     def branch(self, name: str) -> nn.Parameter:
         if name not in BRANCHES:
@@ -154,3 +186,61 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
     if not f.is_dir():
         return []
     return sorted(f.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def no_soft_prompts_provenance() -> dict[str, Any]:
+    """result.json's ``soft_prompts`` block of a run without soft prompts."""
+    return {"source": "none", "trained": False, "steps": None, "trained_with_cot": None}
+
+
+def hub_reference(spec: str) -> tuple[str, str] | None:
+    """``user/repo`` → (repo, ``soft_prompts.safetensors``); ``user/repo/dir/f.safetensors`` →
+    (repo, ``dir/f.safetensors``); None for anything that is not a hub reference (an existing
+    local path, ``./x``, ``/x``, ``~/x``, a bare name)."""
+    text = spec.strip()
+    if text.startswith((".", "/", "~")) or Path(text).expanduser().exists():
+        return None
+    m = _HUB_REF.match(text)
+    if m is None:
+        return None
+    return m.group(1), m.group(2) or HUB_FILENAME
+
+
+def _hub_download(repo: str, filename: str) -> Path:
+    """Checkpoint + sidecar from the hub (or its local cache); a clear message when unavailable."""
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    how = (f"download it where the hub is reachable (`hf download {repo} {filename}`) and copy the "
+           "Hugging Face cache here, or pass the local .safetensors file with --soft-prompts / "
+           "STEERSEG_SOFT_PROMPTS")
+    where = ("the hub is offline here and it is not in the local cache" if offline
+             else "it is not reachable on the hub")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(repo_id=repo, filename=filename))
+    except Exception as err:  # offline, not cached, no such repo/file, no access, network errors
+        raise ModelLoadError(f"soft-prompt checkpoint '{repo}/{filename}' is not available: {where} "
+                             f"({type(err).__name__}). To get it: {how}.") from err
+    # The JSON sidecar is optional: without it the checkpoint counts as trained, steps unknown.
+    with contextlib.suppress(Exception):
+        hf_hub_download(repo_id=repo, filename=str(Path(filename).with_suffix(".json")))
+    return path
+
+
+def resolve_soft_prompts(spec: str | None, adapter, n_prompts: int = 64) -> tuple[SoftPrompts | None, dict[str, Any]]:
+    """The soft prompts a run uses and their provenance block, from one source string (see the
+    module docstring). Refuses a checkpoint for another backbone or with zero prompt rows."""
+    text = (spec or "").strip()
+    if text.lower() in NONE_SOURCES:
+        return None, no_soft_prompts_provenance()
+    if text.lower() == SEED_SOURCE:
+        sp = SoftPrompts.from_seed(adapter, n_prompts)
+        return sp, sp.provenance(SEED_SOURCE)
+    ref = hub_reference(text)
+    if ref is not None:
+        repo, filename = ref
+        sp = SoftPrompts.load(_hub_download(repo, filename), adapter.fingerprint)
+        source = repo if filename == HUB_FILENAME else f"{repo}/{filename}"
+        return sp, sp.provenance(source)
+    sp = SoftPrompts.load(text, adapter.fingerprint)
+    return sp, sp.provenance(text)

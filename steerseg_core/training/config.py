@@ -52,6 +52,11 @@ class TrainConfig:
     input_frames: int = 16
     max_side: int | None = 1280  # frames larger than this are downscaled when loaded
     branches: tuple[str, ...] = ("frame", "video")
+    # The query prompt form trained on is ``grounding.use_cot``: False = plain (no attributes; the
+    # paper does not say which form it trains with, and plain needs no CoT generation), True = with
+    # CoT attributes as at inference. Where CoT attributes are cached (shared by runs on the same
+    # backbone); None = <cache>/cot (STEERSEG_CACHE).
+    cot_cache_dir: str | None = None
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     eval_every: int = 250
@@ -110,6 +115,11 @@ def _grounding_view(name: str) -> property:
 
 for _name in GROUNDING_FIELDS:
     setattr(TrainConfig, _name, _grounding_view(_name))
+
+
+def prompt_form(use_cot: bool) -> str:
+    """The recorded name of a query-prompt form: "cot" (with attributes) or "plain"."""
+    return "cot" if use_cot else "plain"
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
