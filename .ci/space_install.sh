@@ -9,7 +9,10 @@ PY=${1:-python3}
 VENV=$(mktemp -d)/venv
 "$PY" -m venv "$VENV"
 [ -f pre-requirements.txt ] && "$VENV/bin/pip" install -r pre-requirements.txt
-time "$VENV/bin/pip" install --no-cache-dir -r requirements.txt   # --no-cache-dir: a Space has no pip cache
+# --no-cache-dir: a Space has no pip cache. Where PyTorch's index cannot be reached (CI here),
+# PIP_RETRIES=0 makes pip skip it at once instead of retrying it for every package; a Space
+# reaches it and needs no such setting.
+time PIP_RETRIES=${PIP_RETRIES:-0} "$VENV/bin/pip" install --no-cache-dir -r requirements.txt
 "$VENV/bin/python" - <<'PY'
 import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

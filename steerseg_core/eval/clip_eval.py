@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets.masks_io import read_label_sequence
 from ..errors import InputError
 from ..types import Clip, SegmentationResult
 from .correlation import rollout_mask_correlation
 from .folder_eval import all_frames_jf, stats_row
-from .masks_io import read_label_sequence
 
 MAX_GT_BYTES = 512 << 20  # what an uploaded ground-truth zip may unpack to
 
