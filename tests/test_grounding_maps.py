@@ -11,6 +11,8 @@ paper's defaults (Table 5 / §4) and a float64 gradient check from the soft prom
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -194,3 +196,16 @@ def test_gradcheck_soft_prompts_to_rollout_map(tiny_models, monkeypatch):
         assert grad.abs().max() > 0
     finally:
         adapter.model.float()
+
+
+def test_keyframe_batches_and_sampling(grounder, clip, grounded):
+    """Keyframes in batches of 2 (3 keyframes: a full batch and a partial one) give the maps of
+    one batch, in keyframe order; the frames are the uniform samples of the clip."""
+    assert grounded.keyframes.tolist() == [0, 24, 49]  # linspace(0, 49, 3), rounded half to even
+    assert grounded.video_frames.tolist() == [0, 16, 33, 49]
+    cfg = dataclasses.replace(grounder.config, frame_batch_size=2)
+    batched = Grounder(grounder.adapter, cfg, grounder.soft_prompts).ground(
+        clip, EXPRESSION, use_cot=False, use_soft_prompts=True)
+    np.testing.assert_allclose(batched.s_frm, grounded.s_frm, atol=1e-4)
+    np.testing.assert_allclose(batched.s_vid, grounded.s_vid, atol=1e-6)
+    assert len(batched.query_words_frames) == 3
