@@ -67,11 +67,32 @@ def _paper_layers(num_layers: int) -> tuple[int, int]:
     return round(num_layers * 0.5), num_layers - 1
 
 
+def _first_token_by_hand(adapter, spliced, soft: torch.Tensor) -> torch.Tensor:
+    """Greedy first response token from one plain forward (structural tokens excluded)."""
+    with torch.no_grad(), adapter.soft_prompts_active(spliced, soft):
+        logits = adapter.model(**spliced.model_inputs, use_cache=False).logits[:, -1].float()
+    logits[:, adapter.structural_token_ids()] = float("-inf")
+    return logits.argmax(dim=-1, keepdim=True)
+
+
+def _append_by_hand(spliced, q: torch.Tensor):
+    """prompt + q: the token appended, attended to (mask 1), a text token (type 0)."""
+    mi = dict(spliced.model_inputs)
+    ids = mi["input_ids"]
+    mi["input_ids"] = torch.cat([ids, q], dim=1)
+    for key, fill in (("attention_mask", 1), ("mm_token_type_ids", 0), ("token_type_ids", 0)):
+        if key in mi:
+            mi[key] = torch.cat([mi[key], torch.full_like(q, fill, dtype=mi[key].dtype)], dim=1)
+    return dataclasses.replace(spliced, model_inputs=mi)
+
+
 def _reference_rows(adapter, prepared, soft: torch.Tensor):
     """(dense rollout row over prompt + first generated token, the generated tokens, inputs)."""
     spliced = adapter.splice_placeholders(prepared, soft.shape[0])
     new, _ = adapter.generate(spliced, NEW_TOKENS, soft)
-    full = spliced.with_appended_tokens(new[:, :1])
+    q = _first_token_by_hand(adapter, spliced, soft)
+    assert torch.equal(new[:, :1], q), "generate() with soft prompts disagrees with a plain forward"
+    full = _append_by_hand(spliced, q)
     lo, hi = _paper_layers(adapter.num_layers)
     return dense_row(adapter, full, soft, lo, hi).numpy(), new, spliced, full
 
@@ -209,3 +230,28 @@ def test_keyframe_batches_and_sampling(grounder, clip, grounded):
     np.testing.assert_allclose(batched.s_frm, grounded.s_frm, atol=1e-4)
     np.testing.assert_allclose(batched.s_vid, grounded.s_vid, atol=1e-6)
     assert len(batched.query_words_frames) == 3
+
+
+def test_soft_prompts_replace_the_placeholder_embeddings_in_order(grounder, clip):
+    """During a forward the embedding output holds the soft vectors, in order, exactly at the
+    spliced placeholders, and the plain token embeddings everywhere else."""
+    adapter = grounder.adapter
+    prepared = adapter.build_frames(clip.frames[:1], prompts.query_prompt(EXPRESSION, None), 40)
+    soft = grounder.soft_prompts.frame.detach()
+    spliced = adapter.splice_placeholders(prepared, soft.shape[0])
+    ids = spliced.model_inputs["input_ids"]
+    at = spliced.soft_start
+    assert (ids[0, at:at + N_SOFT] == adapter.placeholder_id).all()
+    assert int((ids[0] == adapter.placeholder_id).sum()) == N_SOFT
+    seen = []
+    handle = adapter.input_embeddings().register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
+    try:
+        adapter.forward(spliced, soft)
+    finally:
+        handle.remove()
+    emb = seen[-1][0].float()
+    torch.testing.assert_close(emb[at:at + N_SOFT], soft.float())
+    plain = adapter.input_embeddings().weight[ids[0]].float()
+    keep = torch.ones(ids.shape[1], dtype=torch.bool)
+    keep[at:at + N_SOFT] = False
+    torch.testing.assert_close(emb[keep], plain[keep])
