@@ -255,3 +255,24 @@ def test_soft_prompts_replace_the_placeholder_embeddings_in_order(grounder, clip
     keep = torch.ones(ids.shape[1], dtype=torch.bool)
     keep[at:at + N_SOFT] = False
     torch.testing.assert_close(emb[keep], plain[keep])
+
+
+def test_cot_step_reads_tv_frames_without_soft_prompts(grounder, clip):
+    """The CoT answer is the greedy answer to the verbatim CoT prompt over the T_v video frames,
+    with no soft prompts (those steer the query step only)."""
+    cfg = dataclasses.replace(grounder.config, cot_max_new_tokens=8)
+    g = Grounder(grounder.adapter, cfg, grounder.soft_prompts)
+    adapter = g.adapter
+    video_frames = np.round(np.linspace(0, clip.num_frames - 1, cfg.t_video)).astype(int)
+
+    def answer(frames, soft=None) -> str:
+        prepared = adapter.build_video(clip.frames[frames], prompts.cot_prompt(EXPRESSION), 40,
+                                       len(frames) / (clip.num_frames / clip.fps))
+        if soft is not None:
+            prepared = adapter.splice_placeholders(prepared, soft.shape[0])
+        return adapter.generate(prepared, 8, soft)[1][0]
+
+    expected = answer(video_frames)
+    assert g.cot(clip, EXPRESSION).raw == expected
+    # the check can tell: steering the CoT with the video soft prompts answers differently
+    assert answer(video_frames, g.soft_prompts.video.detach()) != expected
