@@ -257,10 +257,10 @@ def test_soft_prompts_replace_the_placeholder_embeddings_in_order(grounder, clip
     torch.testing.assert_close(emb[keep], plain[keep])
 
 
-def test_cot_step_reads_tv_frames_without_soft_prompts(grounder, clip):
+def test_cot_step_reads_tv_frames_without_soft_prompts(grounder, clip, monkeypatch):
     """The CoT answer is the greedy answer to the verbatim CoT prompt over the T_v video frames,
     with no soft prompts (those steer the query step only)."""
-    cfg = dataclasses.replace(grounder.config, cot_max_new_tokens=8)
+    cfg = dataclasses.replace(grounder.config, cot_max_new_tokens=8, t_frame=2)
     g = Grounder(grounder.adapter, cfg, grounder.soft_prompts)
     adapter = g.adapter
     video_frames = np.round(np.linspace(0, clip.num_frames - 1, cfg.t_video)).astype(int)
@@ -276,3 +276,15 @@ def test_cot_step_reads_tv_frames_without_soft_prompts(grounder, clip):
     assert g.cot(clip, EXPRESSION).raw == expected
     # the check can tell: steering the CoT with the video soft prompts answers differently
     assert answer(video_frames, g.soft_prompts.video.detach()) != expected
+    # (random tiny weights barely look at the pixels, so which frames it reads is checked directly:
+    # a recorder around the adapter's real build_video)
+    calls = []
+    real = adapter.build_video
+
+    def recording_build_video(frames, *args, **kwargs):
+        calls.append(np.asarray(frames))
+        return real(frames, *args, **kwargs)
+
+    monkeypatch.setattr(adapter, "build_video", recording_build_video)
+    g.cot(clip, EXPRESSION)
+    assert len(calls) == 1 and np.array_equal(calls[0], clip.frames[video_frames])
