@@ -288,3 +288,16 @@ def test_cot_step_reads_tv_frames_without_soft_prompts(grounder, clip, monkeypat
     monkeypatch.setattr(adapter, "build_video", recording_build_video)
     g.cot(clip, EXPRESSION)
     assert len(calls) == 1 and np.array_equal(calls[0], clip.frames[video_frames])
+
+
+def test_video_frame_rate_reaches_the_model(grounder, clip):
+    """Qwen2.5-VL places video tokens in time by second_per_grid_ts = temporal patch / fps: the
+    effective rate of the sampled frames must get there (the processor assumed 24 fps before)."""
+    adapter = grounder.adapter
+    frames = clip.frames[:4]
+    for fps in (1.92, 6.0):
+        mi = adapter.build_video(frames, "Expression: x", 40, fps).model_inputs
+        if adapter.model.config.model_type == "qwen2_vl":  # no time positions in Qwen2-VL
+            assert "second_per_grid_ts" not in mi
+        else:
+            assert float(mi["second_per_grid_ts"][0]) == pytest.approx(2 / fps, rel=1e-5)
