@@ -86,5 +86,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+def in_ci(env=None) -> bool:
+    """CI sets CI=true (GitHub Actions and most others)."""
+    value = (os.environ if env is None else env).get("CI", "")
+    return value.strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """In CI a skipped browser test fails the run: CI installs Chromium and playwright, so a skip
+    there means the check silently did not happen. Locally it stays a skip."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and "browser" in item.keywords and in_ci():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"browser test skipped in CI ({reason}); CI must install chromium and playwright"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SCRATCH, ignore_errors=True)

@@ -11,7 +11,7 @@ from steerseg_core.annotation import create_study, generate_attributes, store
 from steerseg_core.config import SteerSegConfig
 from ui.context import AppContext
 
-from .test_annotation_helpers import colour_cot, free_port, make_reasonvos
+from .test_annotation_helpers import colour_cot, launch_local, make_reasonvos
 
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -28,11 +28,9 @@ def app(tmp_path_factory, data_dir):
     ctx = AppContext(config=SteerSegConfig(), db_path=db, cache_dir=base / "gif_cache")
     with gr.Blocks() as demo, gr.Tab("Annotate"):
         build_annotate_tab(ctx)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                js=ANNOTATE_SHORTCUTS_JS)
+    url = launch_local(demo, js=ANNOTATE_SHORTCUTS_JS)
     try:
-        yield f"http://127.0.0.1:{port}/", db, st
+        yield url, db, st
     finally:
         demo.close()
 

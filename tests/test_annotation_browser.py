@@ -11,7 +11,7 @@ from steerseg_core.annotation import create_study, generate_attributes, store
 from steerseg_core.config import SteerSegConfig
 from ui.context import AppContext
 
-from .test_annotation_helpers import colour_cot, free_port, make_reasonvos
+from .test_annotation_helpers import colour_cot, launch_local, make_reasonvos
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,14 +33,12 @@ def page_url(tmp_path, data_dir):
     ctx = AppContext(config=SteerSegConfig(), db_path=db, cache_dir=tmp_path / "cache")
     with gr.Blocks() as demo, gr.Tab("Annotate"):
         build_annotate_tab(ctx)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                js=ANNOTATE_SHORTCUTS_JS)
+    url = launch_local(demo, js=ANNOTATE_SHORTCUTS_JS)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
-            yield browser.new_page(), f"http://127.0.0.1:{port}/", db, st
+            yield browser.new_page(), url, db, st
         finally:
             browser.close()
             demo.close()

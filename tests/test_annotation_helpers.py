@@ -60,10 +60,21 @@ def colour_cot(clip: Clip, expression: str) -> CoTResult:
     return CoTResult(raw=raw, reasoning=reasoning, attributes=attrs)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def launch_local(demo, tries: int = 5, **kwargs) -> str:
+    """Launch ``demo`` on a free local port and return its URL. A port the OS just called free may
+    be taken by another process before the server binds it (other test runs share the machine):
+    Gradio then raises OSError and we try another port."""
+    for _ in range(tries):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        **kwargs)
+        except OSError:
+            continue
+        return f"http://127.0.0.1:{port}/"
+    raise RuntimeError(f"no free local port in {tries} tries")
 
 
 

@@ -36,10 +36,15 @@ def test_segment_in_browser(ctx, clip_mp4, tmp_path, monkeypatch):  # noqa: F811
             # the candidate table: the s_vid column and the chosen row's star
             page.locator("[aria-colindex]", has_text="s_vid").first.wait_for(timeout=30_000)
             page.locator("[aria-colindex='7']", has_text="★").first.wait_for(timeout=30_000)
-            page.locator("video").last.wait_for(state="attached", timeout=30_000)  # result video
-            shot = tmp_path / "segment_tab.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+            video = page.locator("video").last
+            video.wait_for(state="attached", timeout=30_000)  # result video
+            # what the page shows, not just that it rendered: one chosen candidate, a playable
+            # result video, one heat map per keyframe
+            assert page.locator("[aria-colindex='7']", has_text="★").count() == 1
+            assert (video.get_attribute("src") or "").strip() != ""
+            page.get_by_text("keyframe 3/3").first.wait_for(timeout=30_000)
+            assert page.get_by_text("keyframe 4/3").count() == 0
+            page.screenshot(path=str(tmp_path / "segment_tab.png"), full_page=True)  # for a human
             browser.close()
     finally:
         demo.close()

@@ -48,7 +48,11 @@ def test_segment_cli_on_real_clip(tiny_models, tmp_path):
     scores = [t["s"] for t in data["tracklets"]]
     assert data["tracklets"][data["chosen"]]["s"] == max(s for s in scores if s is not None)
     rle = json.loads((out / "masks_coco_rle.json").read_text())
-    assert len(rle) == N or len(rle.get("frames", rle)) == N
+    assert rle["format"] == "coco_rle" and rle["num_frames"] == N and len(rle["frames"]) == N
+    from steerseg_core.export import coco_rle_to_mask
+
+    for entry, png in zip(rle["frames"], masks, strict=True):  # the RLE file says what the PNGs say
+        assert np.array_equal(coco_rle_to_mask(entry["segmentation"]), np.array(Image.open(png)) > 0)
     labels = np.unique(np.concatenate([np.unique(np.array(Image.open(p))) for p in masks]))
     assert set(labels.tolist()) <= {0, 1}
 

@@ -93,3 +93,39 @@ def test_neutralised_text_never_spells_a_control_token(text):
     out = prompts.neutralise_control_tokens(text)
     assert "<|" not in out and "<image>" not in out and "<video>" not in out and "</img>" not in out
     assert prompts.neutralise_control_tokens(out) == out  # idempotent
+def test_parse_one_line_answer():
+    """Models often answer on one line; the Attributes label mid-line must still split."""
+    r = prompts.parse_cot("Reasoning: The swan is the only bird. Attributes: black, large, swimming")
+    assert r.reasoning == "The swan is the only bird."
+    assert r.attributes == ("black", "large", "swimming")
+    assert r.issues == ()
+    r = prompts.parse_cot("**Reasoning:** it rides the bike; **Attributes:** red helmet, small")
+    assert r.reasoning == "it rides the bike;" and r.attributes == ("red helmet", "small")
+    r = prompts.parse_cot("Attributes: white, tall. Reasoning: the kite flier")
+    assert r.attributes == ("white", "tall") and r.reasoning == "the kite flier"
+    # a lower-case "attributes:" inside the reasoning is prose, not a label
+    r = prompts.parse_cot("Reasoning: its attributes: unclear. Attributes: left")
+    assert r.reasoning == "its attributes: unclear." and r.attributes == ("left",)
+
+
+def test_parse_missing_reasoning_label():
+    r = prompts.parse_cot("The dog chases the ball.\nAttributes: brown, small")
+    assert r.attributes == ("brown", "small")
+    assert r.reasoning == "The dog chases the ball."
+    assert "no 'Reasoning:' label" in r.issues
+
+
+def test_parse_numbered_list_and_quoted_list():
+    r = prompts.parse_cot("Reasoning: x.\nAttributes:\n1. red\n2) large\n3. on the left")
+    assert r.attributes == ("red", "large", "on the left")
+    r = prompts.parse_cot("Reasoning: x.\nAttributes: 'large, white, on the right, parked'")
+    assert r.attributes == ("large", "white", "on the right", "parked")
+    r = prompts.parse_cot('Reasoning: x.\nAttributes: "red", "fast"')
+    assert r.attributes == ("red", "fast")
+
+
+def test_parse_over_long_answer_is_truncated_with_an_issue():
+    words = [f"w{i}" for i in range(20)]
+    r = prompts.parse_cot("Reasoning: x.\nAttributes: " + ", ".join(words))
+    assert r.attributes == tuple(words[:12])
+    assert "20 attributes; kept the first 12" in r.issues

@@ -167,7 +167,11 @@ def test_rollout_stays_float32_under_autocast(setup):
     assert all(b.dtype == torch.float32 for r in records for _, b in r.chunks)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ac = rollout.rollout_row(records).row
-    assert ac.dtype == torch.float32 and torch.allclose(ac, ref, atol=5e-2)
+    # measured difference 2e-6 on rows whose entries reach 0.13 (visual ones ~0.02): 1e-4 catches
+    # a bf16 chain (errors ~1e-3) or a zeroed map, and each row is still a distribution
+    assert ac.dtype == torch.float32
+    assert torch.allclose(ac, ref, rtol=0, atol=1e-4), float((ac - ref).abs().max())
+    assert torch.allclose(ac.sum(-1), torch.ones(ac.shape[0]), atol=1e-5)
 
 
 def test_mask_to_grid_box_past_the_grid():

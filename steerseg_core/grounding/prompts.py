@@ -80,6 +80,12 @@ def query_prompt(expression: str, attributes: str | None) -> str:
 
 
 _LABEL = re.compile(r"^\s*[*#>\-\s]*(reasoning|attributes?)\s*[*]*\s*[:：]\s*(.*)$", re.IGNORECASE)
+# A label that starts mid-line: models often answer on one line ("Reasoning: x. Attributes: a, b").
+# Split before it when it follows sentence punctuation, or when it is spelt as the prompt spells it
+# (capitalised) after a space, so a lower-case "attributes:" inside the reasoning stays put.
+_INLINE_LABEL = re.compile(
+    r"(?:(?<=[.;!?|])[ \t]*(?=[*_]*(?i:reasoning|attributes?)[ \t]*[*_]*[ \t]*[:：])"
+    r"|[ \t]+(?=[*_]*(?:Reasoning|Attributes?|REASONING|ATTRIBUTES?)[ \t]*[*_]*[ \t]*[:：]))")
 _QUOTES = "\"'`“”‘’«»"
 _MAX_ATTRIBUTES = 12
 
@@ -104,6 +110,7 @@ def parse_cot(raw: str) -> CoTResult:
     """Parse 'Reasoning: ...' / 'Attributes: ...' from a model answer, tolerating bad format."""
     issues: list[str] = []
     text = (raw or "").replace("\r\n", "\n").strip()
+    text = _INLINE_LABEL.sub("\n", text)
     if not text:
         return CoTResult(raw=raw or "", reasoning="", attributes=(), issues=("empty answer",))
 

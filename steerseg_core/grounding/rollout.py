@@ -126,6 +126,11 @@ def _extra_mask(mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor 
     return keep
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """float32, or the input's own dtype where wider (float64 for gradient checks)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _rows(query: torch.Tensor, key: torch.Tensor, extra: torch.Tensor | None, scaling: float,
           r0: int, r1: int) -> torch.Tensor:
     """Head-mean causal attention probabilities of rows r0..r1-1 over columns 0..r1-1:
@@ -139,8 +144,8 @@ def _rows(query: torch.Tensor, key: torch.Tensor, extra: torch.Tensor | None, sc
     out = None
     with torch.autocast(query.device.type, enabled=False):  # float32 even inside a caller's autocast
         for j in range(kvh):
-            q = query[:, j * g:(j + 1) * g, r0:r1].float() * scaling  # (B, G, R, D)
-            k = key[:, j:j + 1, :r1].float()  # (B, 1, r1, D)
+            q = _wide(query[:, j * g:(j + 1) * g, r0:r1]) * scaling  # (B, G, R, D)
+            k = _wide(key[:, j:j + 1, :r1])  # (B, 1, r1, D)
             scores = torch.matmul(q, k.transpose(-1, -2))  # (B, G, R, r1)
             scores[..., r0:r1].masked_fill_(above, float("-inf"))
             if extra is not None:
@@ -198,7 +203,7 @@ def rollout_step(rec: LayerRecord, v: torch.Tensor) -> torch.Tensor:
     with torch.autocast(v.device.type, enabled=False):
         for r0, block in rec.blocks():
             r1 = r0 + block.shape[1]
-            out[:, :r1] += torch.bmm(v[:, None, r0:r1], block.float())[:, 0]
+            out[:, :r1] += torch.bmm(v[:, None, r0:r1], block.to(v.dtype))[:, 0]
     return out.mul_(0.5)
 
 
@@ -227,7 +232,7 @@ def rollout_row(records: Sequence[LayerRecord], query_index: int = -1, chunk: in
     if not top.top or query_index not in (-1, top.n - 1):
         raise ValueError("the rollout row is captured for the last position (the query token) only")
     n = top.n
-    v = _last_row(top).float() * 0.5  # e_q · Ã_L
+    v = _wide(_last_row(top)) * 0.5  # e_q · Ã_L
     v[:, n - 1] += 0.5
     for rec in reversed(records[:-1]):
         v = rollout_step(rec, v)

@@ -87,9 +87,13 @@ class QwenVLAdapter(HFAdapter):
         video = np.stack([np.asarray(im) for im in images])
         prompt = self._chat("video", text)
         px = vrows * vcols * PX_PER_TOKEN**2
+        # The frame rate reaches the model (Qwen2.5-VL's time positions, second_per_grid_ts) only
+        # through the video's metadata; a bare ``fps=`` is a sampling option, ignored here, and the
+        # processor then assumes 24 fps.
+        meta = {"fps": max(fps, 1e-3), "total_num_frames": len(frames), "frames_indices": list(range(len(frames)))}
         batch = self.processor(text=[prompt], videos=[video], return_tensors="pt",
                                size={"shortest_edge": px, "longest_edge": px}, do_sample_frames=False,
-                               fps=max(fps, 1e-3))
+                               video_metadata=[meta])
         mi = self._to_device(batch)
         t, gh, gw = (int(x) for x in batch["video_grid_thw"][0])
         merge = self.model.config.vision_config.spatial_merge_size
