@@ -57,7 +57,7 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N expressions (quick runs)")
     p.add_argument("--videos", nargs="+", metavar="VIDEO", help="only these videos")
     p.add_argument("--shard", help="i/n: run the i-th of n parts (merge with eval-merge); under "
-                                   "accelerate launch the rank / world size are used")
+                                   "accelerate launch the processes split the work without it")
     p.add_argument("--quiet", action="store_true", help="no per-expression progress lines")
 
 
@@ -110,6 +110,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         factory, name = _predictor(args)
         opts.predictor_name = name
         summary = run_benchmark(bench, args.out, config_from_args(args), factory, opts)
+    if distributed_env().rank != 0 and not args.shard:
+        return 1 if summary["expressions"]["errors"] else 0  # under accelerate launch process 0 reports
     print(summary_markdown(summary))
     if not summary["complete"]:
         print(f"partial: {summary['expressions']['done']}/{summary['expressions']['total']} expressions in "
