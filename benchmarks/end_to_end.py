@@ -102,12 +102,13 @@ QWEN25_VL_7B_VISION = dict(
 
 # --- models ----------------------------------------------------------------------------------
 
-def build_real_qwen(device: torch.device, workdir: Path) -> QwenVLAdapter:
-    """Qwen2.5-VL-7B architecture, random bf16 weights, built directly on ``device`` (initialising
-    7B parameters on a GPU takes seconds; on the CPU it would take minutes). The tokenizer is the
+def build_real_qwen(device: torch.device, workdir: Path, layers: int | None = None) -> QwenVLAdapter:
+    """Qwen2.5-VL-7B architecture, random bf16 weights (``fill_random``), built directly on
+    ``device`` with transformers' own initialisation switched off. The tokenizer is the
     project's small byte-level BPE trained on the prompts (no Qwen tokenizer is reachable): the
     prompts tokenise to a similar number of tokens, and the visual tokens — most of every
-    sequence — are exactly the real model's."""
+    sequence — are exactly the real model's. ``layers`` keeps only that many decoder layers (every
+    width unchanged): a dry run of the real-size code path on a small machine."""
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -120,28 +121,47 @@ def build_real_qwen(device: torch.device, workdir: Path) -> QwenVLAdapter:
     ids = {name: tok.convert_tokens_to_ids(token) for name, token in (
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
-    text = dict(QWEN25_VL_7B_TEXT, bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+    depth = dict(num_hidden_layers=layers, max_window_layers=layers) if layers else {}
+    text = dict(QWEN25_VL_7B_TEXT, **depth, bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
                 eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
                 pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"))
     config = Qwen2_5_VLConfig(text_config=text, vision_config=QWEN25_VL_7B_VISION, **ids)
     processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tok,
                                     video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with device:
-            model = Qwen2_5_VLForConditionalGeneration._from_config(config, attn_implementation="sdpa",
-                                                                    dtype=torch.bfloat16)
-    finally:
-        torch.set_default_dtype(previous)
+    from transformers.initialization import no_init_weights
+
+    with device, no_init_weights():  # the library's init of 8 B parameters takes minutes on a CPU
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, attn_implementation="sdpa",
+                                                                dtype=torch.bfloat16)
+    fill_random(model)
     return QwenVLAdapter(model.eval(), processor, name="Qwen2.5-VL-7B architecture (random weights)",
                          is_tiny=True)
+
+
+def fill_random(model: torch.nn.Module, std: float = 0.02, seed: int = 0) -> None:
+    """Random weights in seconds: every matrix is filled from one block of N(0, std²) samples
+    (a prime length, so no two rows line up), norms get weight 1 and bias 0, other vectors 0.
+    Buffers (rotary frequencies) were computed by the constructors and are kept."""
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    block = torch.randn(1_000_003, generator=gen, device=device) * std
+    with torch.no_grad():
+        for module in model.modules():
+            is_norm = "norm" in type(module).__name__.lower()
+            for name, p in module.named_parameters(recurse=False):
+                if p.dim() >= 2:
+                    flat = p.view(-1)
+                    for start in range(0, flat.numel(), block.numel()):
+                        part = flat[start:start + block.numel()]
+                        part.copy_(block[: part.numel()])
+                else:
+                    p.fill_(1.0 if is_norm and name == "weight" else 0.0)
 
 
 def build_models(args: argparse.Namespace, workdir: Path):
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.size == "real":
-        adapter = build_real_qwen(device, workdir)
+        adapter = build_real_qwen(device, workdir, args.lvlm_layers)
     else:
         adapter = load_adapter(str(make_tiny_qwen(workdir / "qwen2_5_vl")), str(device), "float32")
     sam_dir = make_tiny_sam2(workdir / "sam2", args.sam2_image_size, arch=args.sam2_arch)
@@ -343,6 +363,8 @@ def main() -> int:
     p.add_argument("--t-video", type=int, help="T_v (default 8 real, 4 tiny)")
     p.add_argument("--sam2-arch", help="SAM2 architecture (default large real, compact tiny)")
     p.add_argument("--sam2-image-size", type=int, help="SAM2 input size (default 1024 real, 256 tiny)")
+    p.add_argument("--lvlm-layers", type=int, help="real: keep only N decoder layers (a CPU dry run of the "
+                                                   "real-size code path; not a measurement)")
     p.add_argument("--no-peers", action="store_true", help="only our way")
     p.add_argument("--json", type=Path, help="write the measurements here")
     args = p.parse_args()
@@ -395,7 +417,7 @@ def main() -> int:
         "lvlm_params_b": sum(p.numel() for p in adapter.model.parameters()) / 1e9,
         "dtype": str(adapter.dtype), "clip": f"{args.seq} {clip.num_frames} frames {clip.width}x{clip.height}",
         "t_frame": s["t_frame"], "t_video": s["t_video"], "frame_tokens_budget": s["frame_tokens"],
-        "frame_grid_tokens": ftok, "video_grid_tokens_per_slot": vtok, "cot_tokens": args.cot_tokens,
+        "lvlm_layers": adapter.num_layers, "frame_grid_tokens": ftok, "video_grid_tokens_per_slot": vtok, "cot_tokens": args.cot_tokens,
         "candidates": args.candidates, "torch_threads": torch.get_num_threads(),
         "load_average_end": os.getloadavg()[0], "build_models_s": build_s, "script_wall_s": wall,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
