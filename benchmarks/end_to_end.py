@@ -283,15 +283,15 @@ def eager_branch_rollout(grounder: Grounder, prepared, soft, tokens=None) -> Bra
     b, n = attn[hi].shape[0], attn[hi].shape[-1]
     row = torch.zeros(b, n, dtype=torch.float32, device=attn[hi].device)
     row[:, -1] = 1.0
-    mass = []
     pos = prepared.visual_positions
     for layer in range(hi, lo - 1, -1):  # top layer leftmost: row · Ã_L · Ã_(L−1) ⋯
         a = 0.5 * attn[layer].float().mean(dim=1)
         row = torch.einsum("bn,bnm->bm", row, a) + 0.5 * row
-        mass.append(float(row[:, pos].sum(dim=-1).mean()))
+    # per layer (low → high): the raw head-mean attention row of the query on the visual tokens
+    mass = [float(attn[layer][:, :, -1].float().mean(dim=1)[:, pos].sum(dim=-1).mean()) for layer in range(lo, hi + 1)]
     t, h, w = prepared.visual_grid
     maps = row[:, pos].reshape(-1, t, h, w)
-    return BranchOutput(maps, tokens, [prompts.clean_query_word(x) for x in words], prepared.geometry, mass[::-1])
+    return BranchOutput(maps, tokens, [prompts.clean_query_word(x) for x in words], prepared.geometry, mass)
 
 
 # --- one run ----------------------------------------------------------------------------------

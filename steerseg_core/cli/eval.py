@@ -3,7 +3,8 @@
 * ``eval-masks GT_DIR PRED_DIR --mode ...`` — score mask folders (DAVIS layout) exactly as the
   official code, JSON report.
 * ``eval BENCHMARK --data-root ROOT --out RUN_DIR`` — run the pipeline over a benchmark
-  (resumable, ``--shard i/n``), or score existing masks with ``--pred-dir``.
+  (resumable, ``--shard i/n``, or split across processes by ``accelerate launch``), or score
+  existing masks with ``--pred-dir``.
 * ``eval-merge OUT_DIR SHARD_DIR...`` — combine shard runs and write the full summary.
 * ``eval-ablation {components,n-prompts,alpha}`` — a named ablation grid and its table.
 * ``eval-table RUN_DIR...`` — several benchmarks' summaries as one row of the main table.
