@@ -39,7 +39,7 @@ from steerseg_core.segment import build_sam2, generate_candidates  # noqa: E402
 from steerseg_core.testing.tiny_sam2 import make_tiny_sam2  # noqa: E402
 from steerseg_core.types import Clip, GroundingResult, TokenGeometry  # noqa: E402
 
-DAVIS = ROOT.parent / "shared" / "data" / "davis2016"
+DAVIS = Path(os.environ.get("STEERSEG_DAVIS2016", ROOT.parent / "shared" / "data" / "davis2016"))
 
 
 def load_clip(seq: str, frames: int) -> tuple[Clip, list[Path], np.ndarray]:
