@@ -232,14 +232,47 @@ def test_shards_and_merge_equal_a_single_run(mevis_root, clean_run, tmp_path):
         merge_runs(tmp_path / "m2", [tmp_path / "s0", tmp_path / "odd"], stream=None)
 
 
-def test_accelerate_environment_picks_the_shard(mevis_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
-    bench = open_benchmark("mevis", mevis_root)
-    pred = GTDerivedPredictor()
-    run_benchmark(bench, tmp_path / "r", SteerSegConfig(), pred, QUIET)
-    assert sorted(RunDir(tmp_path / "r").load_records()) == sorted(
-        e.key for e in shard_expressions(bench.expressions(), 1, 2))
+@pytest.mark.slow
+def test_accelerate_launch_two_processes_equal_a_single_run(mevis_root, clean_run, tmp_path):
+    """`accelerate launch -m steerseg_core eval` with 2 CPU processes (gloo): accelerate splits
+    the videos between the processes, both write into one --out, and process 0 summarises it —
+    the same records, masks and scores as the single-process run. (`--multi_gpu` is accelerate's
+    launcher that starts N processes through torch.distributed.run; `--device cpu` keeps them on
+    the CPU. accelerate's `--cpu` flag starts one process unless run under mpirun.)"""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+           str(_free_port()), "-m", "steerseg_core", "eval", "mevis", "--data-root", str(mevis_root), "--out", str(out),
+           "--device", "cpu", "--predictor", "tests.test_eval_runner:make_predictor"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = RunDir(out).load_records()
+    single = RunDir(clean_run[0]).load_records()
+    assert sorted(records) == sorted(single)
+    # each process ran whole videos: blackswan (2 expressions) on process 0, camel on process 1
+    assert {k: r["shard"] for k, r in records.items()} == {"blackswan/0": "0/2", "blackswan/1": "0/2",
+                                                           "camel/0": "1/2"}
+    assert "shard 0/2 has 2" in proc.stderr and "shard 1/2 has 1" in proc.stderr
+    for key, rec in records.items():
+        assert (rec["J"], rec["F"], rec["chosen"]) == (single[key]["J"], single[key]["F"], single[key]["chosen"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and groups(summary) == groups(clean_run[1])
+    assert proc.stdout.count("## MeViS (valid_u)") == 1  # only process 0 reports
+    for png in sorted((clean_run[0] / "Annotations").rglob("*.png")):
+        assert (out / png.relative_to(clean_run[0])).read_bytes() == png.read_bytes()
+    # a rerun resumes: nothing left to do on either process
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 already done, 0 to run" in proc.stderr and "1 already done, 0 to run" in proc.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_resume_with_other_config_is_refused(mevis_root, clean_run):

@@ -3,7 +3,8 @@
 * ``eval-masks GT_DIR PRED_DIR --mode ...`` — score mask folders (DAVIS layout) exactly as the
   official code, JSON report.
 * ``eval BENCHMARK --data-root ROOT --out RUN_DIR`` — run the pipeline over a benchmark
-  (resumable, ``--shard i/n``), or score existing masks with ``--pred-dir``.
+  (resumable, ``--shard i/n``, or split across processes by ``accelerate launch``), or score
+  existing masks with ``--pred-dir``.
 * ``eval-merge OUT_DIR SHARD_DIR...`` — combine shard runs and write the full summary.
 * ``eval-ablation {components,n-prompts,alpha,normalisation}`` — a named ablation grid and its table.
 * ``eval-table RUN_DIR...`` — several benchmarks' summaries as one row of the main table.
@@ -57,7 +58,7 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N expressions (quick runs)")
     p.add_argument("--videos", nargs="+", metavar="VIDEO", help="only these videos")
     p.add_argument("--shard", help="i/n: run the i-th of n parts (merge with eval-merge); under "
-                                   "accelerate launch the rank / world size are used")
+                                   "accelerate launch the processes split the work without it")
     p.add_argument("--quiet", action="store_true", help="no per-expression progress lines")
 
 
@@ -111,6 +112,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         factory, name = _predictor(args)
         opts.predictor_name = name
         summary = run_benchmark(bench, args.out, config_from_args(args), factory, opts)
+    if distributed_env().rank != 0 and not args.shard:
+        return 1 if summary["expressions"]["errors"] else 0  # under accelerate launch process 0 reports
     print(summary_markdown(summary))
     if not summary["complete"]:
         print(f"partial: {summary['expressions']['done']}/{summary['expressions']['total']} expressions in "

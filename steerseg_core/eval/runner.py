@@ -1,5 +1,6 @@
 """Run a predictor over a benchmark, one expression at a time, so that any crash costs at most the
-expression in flight; shard the work, merge the shards, and summarise.
+expression in flight; shard the work (``--shard i/n``, or accelerate's process splitting under
+``accelerate launch``), merge the shards, and summarise.
 
 An expression counts as done only when its record exists (``rundir.py``), so a killed run resumes
 where it stopped; errored expressions are recorded (scored as empty masks, the masks removed) and
@@ -9,8 +10,10 @@ Each record keeps every candidate tracklet's scores and J/F (``records.py``).
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib
 import importlib.util
+import json
 import shutil
 import sys
 import time
@@ -22,7 +25,7 @@ from typing import Protocol, TextIO
 import numpy as np
 from PIL import Image
 
-from ..config import DistributedEnv, SteerSegConfig, distributed_env
+from ..config import SteerSegConfig, distributed_env
 from ..datasets import Benchmark, Expression, open_benchmark
 from ..datasets.masks_io import read_binary_masks, write_binary_masks
 from ..errors import InputError
@@ -34,7 +37,7 @@ from .submission import write_submission_zip
 from .summaries import extra_scores, summarize
 from .tables import summary_markdown
 
-__all__ = ["Predictor", "PredictorFactory", "RunDir", "RunOptions", "load_predictor_factory", "merge_runs",
+__all__ = ["Predictor", "PredictorFactory", "ProcessGroup", "RunDir", "RunOptions", "load_predictor_factory", "merge_runs",
            "run_benchmark", "score_mask_folder", "select_expressions", "shard_expressions", "write_json",
            "write_summary"]
 
@@ -102,11 +105,52 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def launch_shard(dist: DistributedEnv | None = None) -> tuple[int, int] | None:
-    """(rank, world size) under ``accelerate launch`` / torchrun (``dist`` defaults to
-    ``distributed_env()``), else None."""
-    dist = dist or distributed_env()
-    return (dist.rank, dist.world_size) if dist.world_size > 1 else None
+def video_groups(exprs: Sequence[Expression]) -> list[list[Expression]]:
+    """The expressions grouped by video (a clip is loaded once per process), first-seen order."""
+    groups: dict[str, list[Expression]] = {}
+    for e in exprs:
+        groups.setdefault(e.video, []).append(e)
+    return list(groups.values())
+
+
+class ProcessGroup:
+    """The processes of an ``accelerate launch`` (or torchrun) evaluation, through accelerate.
+
+    accelerate's ``split_between_processes`` hands each process a contiguous run of whole videos;
+    every process writes its records into the one run folder; at the end all wait for each other
+    and process 0 writes the summary of the whole run (the same files a single process writes).
+    The final wait lasts as long as the slowest process, so the process group is created with a
+    long timeout instead of the launcher's default (minutes).
+    """
+
+    FINISH_TIMEOUT = _dt.timedelta(hours=72)
+
+    def __init__(self, cpu: bool) -> None:
+        try:
+            from accelerate import PartialState
+        except ImportError as err:  # pragma: no cover - accelerate is a dependency
+            raise InputError("a multi-process eval needs accelerate (pip install accelerate), "
+                             "or run each part with --shard i/n") from err
+        self.state = PartialState(cpu=cpu, timeout=self.FINISH_TIMEOUT)
+        self.rank, self.world = self.state.process_index, self.state.num_processes
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def split(self, exprs: Sequence[Expression]) -> list[Expression]:
+        with self.state.split_between_processes(video_groups(exprs)) as mine:
+            return [e for group in mine for e in group]
+
+    def main_first(self):
+        return self.state.main_process_first()
+
+    def wait(self) -> None:
+        self.state.wait_for_everyone()
+
+
+def _uses_cpu(config: SteerSegConfig) -> bool:
+    return all(str(d).startswith("cpu") for d in (config.grounding.device, config.segment.device))
 
 
 def shard_expressions(exprs: Sequence[Expression], index: int, count: int) -> list[Expression]:
@@ -189,14 +233,24 @@ def run_benchmark(bench: Benchmark, out: Path | str, config: SteerSegConfig | No
     """Segment and score every selected expression not yet done; returns the summary written.
 
     ``predictor`` is a Predictor, or a factory called with ``config`` only if there is work to do.
+    Under ``accelerate launch`` / torchrun (world size > 1, no explicit ``options.shard``) the
+    processes split the expressions through accelerate and share ``out`` (``ProcessGroup``).
     """
     config = config or SteerSegConfig()
     opts = options or RunOptions()
     run = RunDir(out)
-    init_run_dir(run, bench, config, opts.predictor_name)
+    group = ProcessGroup(_uses_cpu(config)) if opts.shard is None and distributed_env().world_size > 1 else None
+    if group is None:
+        init_run_dir(run, bench, config, opts.predictor_name)
+    else:
+        with group.main_first():  # one process creates run.json, the others check it
+            init_run_dir(run, bench, config, opts.predictor_name)
     selected = select_expressions(bench.expressions(), opts.videos, opts.limit)
-    shard = opts.shard or launch_shard() or (0, 1)
-    mine = shard_expressions(selected, *shard)
+    if group is not None:
+        shard, mine = (group.rank, group.world), group.split(selected)
+    else:
+        shard = opts.shard or (0, 1)
+        mine = shard_expressions(selected, *shard)
     records = run.load_records()
     todo = [e for e in mine if e.key not in records
             or (opts.retry_errors and records[e.key].get("status") != "ok")]
@@ -241,7 +295,12 @@ def run_benchmark(bench: Benchmark, out: Path | str, config: SteerSegConfig | No
             record["finished"] = now()
             run.write_record(record)
             progress.update(record, record["seconds"])
-    return write_summary(bench, run, selected, config=config)
+    if group is None:
+        return write_summary(bench, run, selected, config=config)
+    group.wait()  # every record of every process is on disk
+    summary = write_summary(bench, run, selected, config=config) if group.main else None
+    group.wait()
+    return summary if summary is not None else json.loads((run.root / "summary.json").read_text(encoding="utf-8"))
 
 
 def score_mask_folder(bench: Benchmark, pred_dir: Path | str, out: Path | str,
