@@ -68,8 +68,28 @@ def keyframe_heatmaps(clip: Clip, g: GroundingResult, max_side: int = 480) -> li
         scale = frame.shape[1] / clip.width
         img = draw_point(heatmap_overlay(frame, g.s_frm[i]), argmax_point(g.s_frm[i], g.frame_geometry), scale=scale)
         word = g.query_words_frames[i] if i < len(g.query_words_frames) else ""
-        items.append((img, f"keyframe {i + 1}/{len(g.keyframes)} · frame {int(f)}" + (f" · '{word}'" if word else "")))
+        items.append((img, f"frame {int(f)}" + (f" · {word}" if word else "")))
     return items
+
+
+def video_heatmap_tiles(clip: Clip, g: GroundingResult, max_side: int = 320) -> list[tuple[np.ndarray, str]]:
+    """The video-branch maps one tile per frame (aspect kept), captioned with the frame index."""
+    return [(heatmap_overlay(_thumb(clip.frames[int(f)], max_side), g.s_vid[i]), f"frame {int(f)}")
+            for i, f in enumerate(g.video_frames)]
+
+
+def colorbar(width: int = 320, height: int = 34, cmap: str = "jet") -> np.ndarray:
+    """The heatmaps' colour scale: a horizontal gradient from 0 (low attention) to 1 (high),
+    labelled at both ends, for showing beside the maps."""
+    bar_h = max(4, height // 2)
+    ramp = _colormap(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (bar_h, 1)), cmap)
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    img.paste(Image.fromarray(ramp), (0, 0))
+    d = ImageDraw.Draw(img)
+    d.text((2, bar_h + 2), "0 · low attention", fill=(40, 40, 40))
+    label = "high · 1"
+    d.text((width - 6 * len(label) - 2, bar_h + 2), label, fill=(40, 40, 40))
+    return np.asarray(img)
 
 
 def video_heatmap_strip(clip: Clip, g: GroundingResult, tile_height: int = 160) -> np.ndarray:
@@ -93,8 +113,8 @@ def candidate_thumbnails(clip: Clip, result: SegmentationResult, max_side: int =
         scale = frame.shape[1] / clip.width
         mask = np.asarray(Image.fromarray(t.masks[f].astype(np.uint8) * 255).resize(frame.shape[1::-1], Image.NEAREST)) > 0
         img = draw_point(mask_overlay(frame, mask), t.point_xy, scale=scale)
-        star = " ★ chosen" if i == result.chosen else ""
-        items.append((img, f"#{i} · frame {f} · s={t.s:.3f}{star}"))
+        star = " ★" if i == result.chosen else ""
+        items.append((img, f"#{i}{star} s={t.s:.2f}"))
     return items
 
 
@@ -109,6 +129,20 @@ def candidate_rows(result: SegmentationResult) -> list[list]:
 
 
 CANDIDATE_HEADERS = ["candidate", "keyframe", "point (x, y)", "s_frm", "s_vid", "s", "chosen"]
+
+
+def _stage_name(key: str) -> str:
+    name = key.removeprefix("grounding_").replace("sam2_", "SAM2 ").replace("cot", "CoT").replace("_", " ")
+    return name[:1].upper() + name[1:]
+
+
+def timing_rows(result: SegmentationResult) -> list[list]:
+    """The run's stage timings as table rows [stage, seconds], with readable stage names; the
+    total last."""
+    rows = [[_stage_name(k), round(float(v), 2)] for k, v in result.timings.items() if k != "total"]
+    if "total" in result.timings:
+        rows.append(["Total", round(float(result.timings["total"]), 2)])
+    return rows
 
 
 def frame_with_mask(clip: Clip, result: SegmentationResult, frame_index: int,

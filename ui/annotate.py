@@ -206,11 +206,9 @@ class AnnotateHandlers:
             return f"⚠️ {_md(public_message(err))}", None
 
     def export(self, study: str, jf_threshold: float | None) -> tuple[list[str] | None, str]:
-        from ui.segment import _new_output_dir
-
         out = None
         try:  # a per-export folder under the outputs root, pruned with the Segment tab's downloads
-            out = _new_output_dir()
+            out = self.ctx.new_output_dir()
             paths = export_study(self.ctx.db_path, flow._study_id(study), out,
                                  jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return [str(p) for p in paths.values()], f"exported {len(paths)} files"

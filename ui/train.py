@@ -10,7 +10,6 @@ folder, where the Segment tab lists them. All logic lives in ``steerseg_core.tra
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float
     """Start button: launch a run, or say why not (another run holds the device, bad values).
     On a Hugging Face Space (SPACE_ID set) training from the page is off unless
     STEERSEG_ALLOW_TRAINING=1: any visitor could otherwise start jobs on the server."""
-    if os.environ.get("SPACE_ID") and os.environ.get("STEERSEG_ALLOW_TRAINING") != "1":
+    if not ctx.service.training_allowed:
         return ("**Not started.** Training from the page is disabled on this public Space "
                 "(set STEERSEG_ALLOW_TRAINING=1 to allow it)."), gr.update()
     try:
