@@ -116,9 +116,10 @@ def session_clip(session: dict[str, Any], limits: LimitsConfig) -> Clip:
 
 
 def candidate_number(result: SegmentationResult) -> gr.Number:
-    """The "use candidate #" box: bounded to the candidates, following the chosen one."""
-    return gr.Number(value=result.chosen, minimum=0, maximum=len(result.tracklets) - 1, precision=0,
-                     label=f"use candidate # (0–{len(result.tracklets) - 1})")
+    """The "use candidate #" box: following the chosen one, its range in the label. The bound is
+    checked by ``pick_candidate`` (a readable status line), not by the component, whose own check
+    would answer with Gradio's raw message and error badges."""
+    return gr.Number(value=result.chosen, precision=0, label=f"use candidate # (0–{len(result.tracklets) - 1})")
 
 
 def result_views(ctx: AppContext, session: dict[str, Any], clip: Clip) -> tuple:
@@ -282,7 +283,7 @@ def _error_text(err: gr.Error) -> str:
 def cleared() -> tuple:
     """``run_segment``'s outputs for a new upload: emptied, so no previous clip's results stay on screen."""
     frame_slider = gr.Slider(minimum=0, maximum=1, value=0, step=1, label="frame to correct", interactive=False)
-    number = gr.Number(value=0, minimum=0, maximum=None, precision=0, label="use candidate #")
+    number = gr.Number(value=0, precision=0, label="use candidate #")
     return ("", "", "", "", None, None, None, None, number, None, None, None, frame_slider, "", None, None)
 
 
@@ -422,7 +423,7 @@ def build_segment_tab(ctx: AppContext) -> None:
             cand_table = gr.Dataframe(headers=visualize.CANDIDATE_HEADERS, label="candidate scores", interactive=False,
                                       wrap=True, elem_classes=["steerseg-table"])
             with gr.Row():
-                cand_index = gr.Number(label="use candidate #", precision=0, value=0, minimum=0)
+                cand_index = gr.Number(label="use candidate #", precision=0, value=0)
                 use_cand = gr.Button("Use this candidate")
                 rescore_btn = gr.Button("Re-score with α")
             overlay = gr.Video(label="result", interactive=False)
