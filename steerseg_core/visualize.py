@@ -119,16 +119,16 @@ def candidate_thumbnails(clip: Clip, result: SegmentationResult, max_side: int =
 
 
 def candidate_rows(result: SegmentationResult) -> list[list]:
-    """Table rows: candidate, keyframe, point, s_frm, s_vid, s, chosen."""
+    """Table rows: candidate, chosen (★), s, s_frm, s_vid, keyframe, point. The scores come first so a
+    narrow screen shows them without scrolling."""
     rows = []
     for i, t in enumerate(result.tracklets):
-        rows.append([i, int(t.source_keyframe), f"({t.point_xy[0]:.0f}, {t.point_xy[1]:.0f})",
-                     round(float(t.s_frm), 4), round(float(t.s_vid), 4), round(float(t.s), 4),
-                     "★" if i == result.chosen else ""])
+        rows.append([i, "★" if i == result.chosen else "", round(float(t.s), 4), round(float(t.s_frm), 4),
+                     round(float(t.s_vid), 4), int(t.source_keyframe), f"({t.point_xy[0]:.0f}, {t.point_xy[1]:.0f})"])
     return rows
 
 
-CANDIDATE_HEADERS = ["candidate", "keyframe", "point (x, y)", "s_frm", "s_vid", "s", "chosen"]
+CANDIDATE_HEADERS = ["#", "★", "s", "s_frm", "s_vid", "keyframe", "point (x, y)"]
 
 
 def _stage_name(key: str) -> str:

@@ -71,7 +71,7 @@ def test_handlers_end_to_end(ctx, clip_mp4, tmp_path):
     g = session["result"].grounding
     assert [c for _, c in tiles] == [f"frame {int(f)}" for f in g.video_frames]
     assert all(img.shape == (90, 160, 3) for img, _ in tiles)
-    assert len(thumbs) == len(rows) >= 1 and sum(r[-1] == "★" for r in rows) == 1
+    assert len(thumbs) == len(rows) >= 1 and sum(r[1] == "★" for r in rows) == 1
     chosen = session["result"].chosen
     assert "★" in thumbs[chosen][1] and len(thumbs[chosen][1]) <= 16  # short, complete captions
     assert number.value == chosen and number.label.endswith(f"(0–{len(rows) - 1})")
@@ -88,7 +88,7 @@ def test_handlers_end_to_end(ctx, clip_mp4, tmp_path):
     # pick another candidate (no model rerun), rescore with another alpha
     other = (chosen + 1) % len(rows)
     status2, thumbs2, rows2, number2, *_rest, session = segment.pick_candidate(ctx, session, other)
-    assert rows2[other][-1] == "★" and number2.value == other and f"#{other} chosen" in status2
+    assert rows2[other][1] == "★" and number2.value == other and f"#{other} chosen" in status2
     with pytest.raises(gr.Error, match="candidate 7 does not exist"):
         segment.pick_candidate(ctx, session, 7)
     *_r, session = segment.rescore(ctx, session, 1.0)

@@ -420,8 +420,8 @@ def build_segment_tab(ctx: AppContext) -> None:
                                       columns=4, height="auto", object_fit="contain", allow_preview=False,
                                       elem_classes=["steerseg-gallery"])
             gr.Markdown(SCORE_HELP)
-            cand_table = gr.Dataframe(headers=visualize.CANDIDATE_HEADERS, label="candidate scores", interactive=False,
-                                      wrap=True, elem_classes=["steerseg-table"])
+            cand_table = gr.Dataframe(headers=visualize.CANDIDATE_HEADERS, label="candidate scores (scroll sideways for "
+                                      "keyframe and point)", interactive=False, elem_classes=["steerseg-table"])
             with gr.Row():
                 cand_index = gr.Number(label="use candidate #", precision=0, value=0)
                 use_cand = gr.Button("Use this candidate")
@@ -511,10 +511,10 @@ def build_segment_tab(ctx: AppContext) -> None:
                     concurrency_limit=limit, validator=busy)
 
 
-# Page styles for the tab (passed to ``launch(css=...)`` by app.py): on a phone, galleries use two
-# columns and the score table scrolls sideways instead of clipping columns.
+# Page styles for the tab (passed to ``launch(css=...)`` by app.py): galleries as tall as their rows
+# (no fixed-height box hiding a second row or leaving a blank one) and two columns on a phone.
 SEGMENT_CSS = """
-.steerseg-table { overflow-x: auto; }
+.steerseg-gallery .fixed-height { min-height: 0 !important; max-height: none !important; }
 @media (max-width: 640px) {
   .steerseg-gallery .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
