@@ -13,6 +13,7 @@ The app includes ``ANNOTATE_SHORTCUTS_JS`` in ``launch(js=...)`` (Gradio 6 takes
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import shutil
@@ -20,7 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from steerseg_core.annotation import flow
+from steerseg_core.annotation import flow, store
 from steerseg_core.annotation.export import export_study
 from steerseg_core.annotation.gif import DEFAULT_MAX_FRAMES as DEFAULT_PREVIEW_FRAMES
 from steerseg_core.annotation.records import LABELS
@@ -82,7 +83,8 @@ def render_view(view: flow.ItemView) -> tuple[Any, ...]:
         + (f"  \n<small>backbone: {_md(view.backbone)}</small>" if view.backbone else ""),
         current,
         view.note,
-        gr.update(value=view.seg_label, visible=view.segmentation_question),
+        # asked only where there is a segmentation to judge
+        gr.update(value=view.seg_label, visible=view.segmentation_question and bool(view.overlay_gif_path)),
         f"**{view.progress_text}** — study “{_md(view.study_name)}”, video {_md(view.video_id)}",
         progress_bar_html(view.progress_fraction),
         view.item_number,
@@ -157,11 +159,26 @@ class AnnotateHandlers:
             return nothing
         return (name, gr.update(choices=choices, value=study)) + render_view(view)
 
+    def _segmentation_asked(self, study: str, position: int) -> bool:
+        """Whether item ``position`` shows the segmentation question (the study asks it and the item
+        has an overlay to judge)."""
+        info = store.get_study(self.ctx.db_path, flow.parse_study_id(study))
+        if not info.segmentation_question:
+            return False
+        samples = store.get_samples(self.ctx.db_path, info.id)
+        return 0 <= position < len(samples) and bool(samples[position].overlay_ref)
+
     def answer(self, label: str, annotator: str, password: str, study: str, item: float, note: str,
                seg_label: str | None) -> tuple[Any, ...]:
         try:
-            view = flow.answer(self.ctx.db_path, study, annotator, int(item or 1) - 1, label, note=note,
+            position = int(item or 1) - 1
+            unanswered = label != "Skip" and not seg_label and self._segmentation_asked(study, position)
+            view = flow.answer(self.ctx.db_path, study, annotator, position, label, note=note,
                                seg_label=seg_label, password=password, **self._common())
+            if unanswered:  # saved, but say what is missing
+                view = dataclasses.replace(view, message=(
+                    f"{view.message} — the segmentation question of item {position + 1} was left unanswered; "
+                    "go back to answer it").lstrip(" —"))
             return render_view(view)
         except SteerSegError as err:
             return _failed(err)
@@ -197,11 +214,15 @@ class AnnotateHandlers:
 
     def stats(self, study: str, jf_threshold: float | None) -> tuple[str, Any]:
         try:
-            from steerseg_core.annotation.chart import study_chart
+            from steerseg_core.annotation.chart import has_segmentation_accuracy, study_chart
 
-            s = study_statistics(self.ctx.db_path, flow._study_id(study),
+            s = study_statistics(self.ctx.db_path, flow.parse_study_id(study),
                                  jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
-            return stats_markdown(s), study_chart(s)
+            text = stats_markdown(s)
+            if not has_segmentation_accuracy(s):
+                text += ("\n- *Segmentation by reasoning* is not charted: no J&F is attached to this study and "
+                         "no annotator judged a segmentation.")
+            return text, study_chart(s)
         except SteerSegError as err:
             return f"⚠️ {_md(public_message(err))}", None
 
@@ -209,7 +230,7 @@ class AnnotateHandlers:
         out = None
         try:  # a per-export folder under the outputs root, pruned with the Segment tab's downloads
             out = self.ctx.new_output_dir()
-            paths = export_study(self.ctx.db_path, flow._study_id(study), out,
+            paths = export_study(self.ctx.db_path, flow.parse_study_id(study), out,
                                  jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return [str(p) for p in paths.values()], f"exported {len(paths)} files"
         except (SteerSegError, OSError) as err:
@@ -271,7 +292,8 @@ def build_annotate_tab(ctx: AppContext) -> None:
         prev_btn = gr.Button("← Previous", elem_id="annotate-prev")
         next_btn = gr.Button("Next →", elem_id="annotate-next")
         unl_btn = gr.Button("Next unanswered (N)", elem_id="annotate-unlabelled")
-        target = gr.Number(value=1, label="Go to item", precision=0, minimum=1, elem_id="annotate-target")
+        # no component bounds: an out-of-range number gets the flow's readable message in the status
+        target = gr.Number(value=1, label="Go to item", precision=0, elem_id="annotate-target")
         jump_btn = gr.Button("Go", elem_id="annotate-jump")
     item = gr.Number(value=0, precision=0, visible=False, elem_id="annotate-item")
     status = gr.Markdown(elem_id="annotate-status")
@@ -306,5 +328,9 @@ def build_annotate_tab(ctx: AppContext) -> None:
     unl_btn.click(h.next_unlabelled, nav_inputs, view, api_name="annotate_next_unlabelled", **opts)
     jump_btn.click(h.jump, [*nav_inputs, target], view, api_name="annotate_jump", **opts)
     target.submit(h.jump, [*nav_inputs, target], view, api_visibility="private", **opts)
+    item.change(lambda n: gr.Number(value=max(1, int(n or 1))), item, target, api_visibility="private",
+                queue=False)  # the box follows the current item
+    study.change(lambda: (None, None, None, ""), None, [stats_md, chart, files, export_status],
+                 api_visibility="private", queue=False)  # no statistics of another study on screen
     stats_btn.click(h.stats, [study, jf], [stats_md, chart], api_name="annotate_stats", **opts)
     export_btn.click(h.export, [study, jf], [files, export_status], api_name="annotate_export", **opts)

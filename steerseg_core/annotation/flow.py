@@ -86,7 +86,7 @@ def study_choices(db_path: Path | str) -> list[tuple[str, str]]:
     return [(s.label, str(s.id)) for s in store.list_studies(db_path)]
 
 
-def _study_id(study: int | str | None) -> int:
+def parse_study_id(study: int | str | None) -> int:
     text = str(study if study is not None else "").strip().lstrip("#")
     if not text:
         raise InputError("choose a study first")
@@ -123,7 +123,7 @@ def show_item(
     """The view of item ``position`` (clamped to the study) for ``annotator``; remembers it as the
     annotator's place so a refresh resumes here."""
     annotator = normalise_annotator(annotator)
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     info = store.get_study(db_path, study_id)
     if info.n_samples == 0:
         return ItemView(study_id=study_id, study_name=info.name, message="this study has no items")
@@ -161,7 +161,7 @@ def open_study(
 ) -> ItemView:
     """Resume: where this annotator last was, else their first unanswered item, else item 1."""
     annotator = normalise_annotator(annotator)
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     position = store.get_cursor(db_path, study_id, annotator)
     if position is None:
         position = first_unlabelled(db_path, study_id, annotator)
@@ -173,7 +173,7 @@ def navigate(
     cache_dir: Path | str, limits: LimitsConfig | None = None, target: int | None = None,
 ) -> ItemView:
     """``action``: "prev", "next", "unlabelled" (next unanswered) or "jump" (to 1-based ``target``)."""
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     annotator = normalise_annotator(annotator)
     message = ""
     if action == "prev":
@@ -204,7 +204,7 @@ def answer(
     answer if given — then show the next unanswered item (or stay when all are done)."""
     check_password(password)
     annotator = normalise_annotator(annotator)
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     label = normalise_label(label)
     store.record_judgement(db_path, study_id, position, annotator, label, note, question=REASONING)
     if seg_label not in (None, ""):
