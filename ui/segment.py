@@ -450,9 +450,9 @@ def build_segment_tab(ctx: AppContext) -> None:
     run_inputs = [video, expression, backbone, soft_choice, use_cot, use_soft, alpha, t_frame, t_video, layers,
                   nms_iou, sam2]
 
-    def segment_or_status(*args: Any, progress: gr.Progress | None = None) -> tuple:
+    def segment_or_status(v: str | None, *args: Any, progress: gr.Progress | None = None) -> tuple:
         try:
-            return run_segment(ctx, *args, progress=progress)
+            return run_segment(ctx, v, *args, progress=progress)
         except gr.Error as err:
             return failed(_error_text(err), len(run_outputs))
 
@@ -489,6 +489,7 @@ def build_segment_tab(ctx: AppContext) -> None:
             return gr.skip(), gr.skip(), f"⚠️ The tiny models could not be built: {public_message(err)}"
 
     def after_tiny(v: str | None, *args: Any, progress: gr.Progress = gr.Progress()) -> tuple:
+        line.start()  # admitted by ``busy``; running now
         if not v:
             return failed("Tiny models are ready (see Advanced). Upload a clip and press **Segment**.",
                           len(run_outputs))
@@ -498,7 +499,7 @@ def build_segment_tab(ctx: AppContext) -> None:
               concurrency_limit=limit, validator=busy)
     tiny.click(on_tiny, None, [backbone, sam2, status], api_visibility="private").then(
         after_tiny, inputs=run_inputs, outputs=run_outputs, concurrency_id="gpu", concurrency_limit=limit,
-        api_visibility="private")
+        validator=busy, api_visibility="private")
     video.change(cleared, None, run_outputs, api_visibility="private")
     soft_choice.focus(lambda: gr.Dropdown(choices=soft_prompt_choices(ctx)), None, soft_choice,
                       api_visibility="private")  # checkpoints finished since the page loaded
