@@ -129,6 +129,22 @@ def test_a_one_frame_clip_renders(ctx, clip_mp4, tmp_path):
     assert slider.interactive is False and slider.maximum > slider.minimum
 
 
+def test_tiny_try_out_builds_its_models_once(tmp_path):
+    """The one-click try-out: tiny random-weight models under the cache folder, labelled as such,
+    built once and reused."""
+    from steerseg_core.files import has_tiny_marker
+    from ui import segment
+
+    ctx = AppContext(config=SteerSegConfig(), cache_dir=tmp_path / "cache")
+    backbone, sam2, note = segment.prepare_tiny_models(ctx)
+    assert has_tiny_marker(backbone) and has_tiny_marker(sam2) and "meaningless" in note
+    stamp = (Path(backbone) / "config.json").stat().st_mtime_ns
+    assert segment.prepare_tiny_models(ctx)[:2] == (backbone, sam2)
+    assert (Path(backbone) / "config.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    missing = segment.model_missing_text("'Qwen/Qwen2.5-VL-7B-Instruct' is not cached and the hub is offline")
+    assert "Advanced → backbone" in missing and segment.TINY_BUTTON in missing
+
+
 @pytest.mark.slow
 def test_the_gpu_job_and_its_result_pickle(ctx, clip_mp4):
     """ZeroGPU runs the decorated function in another process: the exact payload the app passes and

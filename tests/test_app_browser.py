@@ -66,6 +66,12 @@ def test_segment_in_browser(ctx, clip_mp4, tmp_path):  # noqa: F811
                 shot = tmp_path / f"segment_{width}.png"
                 page.screenshot(path=str(shot), full_page=True)
                 assert shot.stat().st_size > 10_000
+                if width == 400:  # a new upload clears the previous results
+                    page.get_by_label("Clear").first.click()
+                    page.wait_for_function(
+                        "() => !document.querySelector('#segment-status').innerText.includes('chosen')",
+                        timeout=30_000)
+                    assert page.locator(".steerseg-gallery").nth(2).locator("button.thumbnail-item").count() == 0
                 page.close()
             browser.close()
     finally:
