@@ -86,8 +86,8 @@ def colorbar(width: int = 320, height: int = 34, cmap: str = "jet") -> np.ndarra
     img = Image.new("RGB", (width, height), (255, 255, 255))
     img.paste(Image.fromarray(ramp), (0, 0))
     d = ImageDraw.Draw(img)
-    d.text((2, bar_h + 2), "0 · low attention", fill=(40, 40, 40))
-    label = "high · 1"
+    d.text((2, bar_h + 2), "low (0)", fill=(40, 40, 40))
+    label = "high (1)"
     d.text((width - 6 * len(label) - 2, bar_h + 2), label, fill=(40, 40, 40))
     return np.asarray(img)
 

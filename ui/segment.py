@@ -43,9 +43,12 @@ SCORE_HELP = (
     "tracklet's mask logits at the keyframes and the frame-level attention S_frm; **s_vid**: the same with the "
     "video-level attention S_vid (masks aligned to its frames and grid). Both lie in [−1, 1]; higher means the "
     "tracklet covers where the model looked. The highest s is chosen (★). α is under Advanced.")
-HEATMAP_HELP = ("Heatmaps show the attention rollout of the query word over the image, normalised per map "
-                "(blue = little attention, red = most). Frame-level captions: frame index · query word the frame "
-                "branch generated; the **query word** box is the video branch's word.")
+HEATMAP_HELP = (
+    "Heatmaps show the attention rollout of the query word over the image, normalised per map (blue = little "
+    "attention, red = most). **S_frm**: each keyframe on its own; caption = frame index · the query word the frame "
+    "branch generated; the dot is the map's peak, SAM2's starting point. **S_vid**: the video pass, one tile per "
+    "frame; the **query word** box is the video branch's word. **Candidates**: each tracklet's mask at its "
+    "source keyframe, captioned #index, ★ when chosen, and its score s.")
 # Clips decoded for the app's handlers, shared by every session (bounded: never one per session).
 CLIP_CACHE_SIZE = 2
 _clips: OrderedDict[tuple[str, float], Clip] = OrderedDict()
@@ -411,12 +414,11 @@ def build_segment_tab(ctx: AppContext) -> None:
             gr.Markdown(HEATMAP_HELP)
             gr.Image(visualize.colorbar(), label="colour scale", show_label=False, interactive=False, height=40,
                      container=False, buttons=[])
-            heatmaps = gr.Gallery(label="frame-level attention (S_frm) · caption: frame · frame branch's query word · "
-                                  "dot = argmax point", columns=4, height="auto", object_fit="contain",
+            heatmaps = gr.Gallery(label="frame-level attention (S_frm)", columns=4, height="auto", object_fit="contain",
                                   elem_classes=["steerseg-gallery"])
-            vid_tiles = gr.Gallery(label="video-level attention (S_vid) · one tile per frame", columns=4,
+            vid_tiles = gr.Gallery(label="video-level attention (S_vid)", columns=4,
                                    height="auto", object_fit="contain", elem_classes=["steerseg-gallery"])
-            cand_gallery = gr.Gallery(label="candidate tracklets at their source keyframe · click one to use it",
+            cand_gallery = gr.Gallery(label="candidates · click one to use it",
                                       columns=4, height="auto", object_fit="contain", allow_preview=False,
                                       elem_classes=["steerseg-gallery"])
             gr.Markdown(SCORE_HELP)
