@@ -218,3 +218,13 @@ def test_only_ui_and_app_import_gradio():
     root = Path(__file__).resolve().parents[1] / "steerseg_core"
     offenders = [p for p in root.rglob("*.py") if "import gradio" in p.read_text() or "from gradio" in p.read_text()]
     assert offenders == []
+
+
+def test_colour_scale_runs_from_blue_to_red():
+    from steerseg_core import visualize
+
+    bar = visualize.colorbar(width=200, height=30)
+    assert bar.shape == (30, 200, 3)
+    left, right = bar[2, 1].astype(int), bar[2, -2].astype(int)
+    assert left[2] > left[0] and right[0] > right[2]  # jet: blue at 0, red at 1, as the heatmaps
+    assert (bar[20:] < 128).any()  # the end labels are drawn
