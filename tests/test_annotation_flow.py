@@ -225,3 +225,26 @@ def test_segmentation_question_only_with_an_overlay_and_a_missing_answer_is_said
     assert "unanswered" not in out[11]
     md, fig = h.stats(str(st.id), 0.5)
     assert "not charted" not in md and len(fig.axes) == 2
+
+
+def test_a_study_is_created_from_the_tab(tmp_path, monkeypatch, data_dir):
+    """An empty database: the tab creates a study from an uploaded expressions file and a frames
+    folder on the server, selects it, and refuses without a file or the shared password."""
+    import shutil
+
+    import gradio as gr
+
+    meta = make_reasonvos(tmp_path / "ReasonVOS")
+    upload = tmp_path / "upload" / "meta_expressions.json"  # where Gradio keeps the uploaded copy
+    upload.parent.mkdir()
+    shutil.copy(meta, upload)
+    h = AnnotateHandlers(AppContext(config=SteerSegConfig(), db_path=tmp_path / "new.db", cache_dir=tmp_path / "c"))
+    study, msg, empty = h.create("", None, "", "mine", 3, 7, False)
+    assert msg.startswith("⚠️ upload the expressions file") and empty == gr.skip()
+    study, msg, empty = h.create("", str(upload), str(meta.parent), "mine", 3, 7, False)
+    assert "Created study **#1 mine** (3 items)" in msg and empty["visible"] is False
+    assert study["value"] == "1" and study["choices"] == [("#1 mine (3 items)", "1")]
+    assert h.create("", str(upload), str(meta.parent), "mine", 3, 7, False)[1].startswith("⚠️")  # name taken
+    monkeypatch.setenv("STEERSEG_ANNOTATE_PASSWORD", "pw")
+    assert "password" in h.create("nope", str(upload), str(meta.parent), "other", 3, 7, False)[1]
+    assert len(store.list_studies(tmp_path / "new.db")) == 1

@@ -26,6 +26,7 @@ from steerseg_core.annotation.export import export_study
 from steerseg_core.annotation.gif import DEFAULT_MAX_FRAMES as DEFAULT_PREVIEW_FRAMES
 from steerseg_core.annotation.records import LABELS
 from steerseg_core.annotation.stats import DEFAULT_JF_THRESHOLD, StudyStats, study_statistics
+from steerseg_core.annotation.studies import DEFAULT_N as DEFAULT_STUDY_N
 from steerseg_core.errors import SteerSegError, public_message
 from ui.context import AppContext
 
@@ -226,6 +227,27 @@ class AnnotateHandlers:
         except SteerSegError as err:
             return f"⚠️ {_md(public_message(err))}", None
 
+    def create(self, password: str, source: str | None, frames: str, name: str, n: float | None,
+               seed: float | None, seg_question: bool) -> tuple[Any, str, Any]:
+        """Create a study from an uploaded expressions file (a benchmark meta_expressions.json with its
+        frames folder on the server, or a CSV/JSON list of clips and expressions); select it."""
+        from steerseg_core.annotation import create_study
+
+        try:
+            flow.check_password(password)
+            if not source:
+                raise SteerSegError("upload the expressions file (meta_expressions.json, .csv or .json list) first")
+            st = create_study(self.ctx.db_path, source, name=name, n=int(n or DEFAULT_STUDY_N),
+                              seed=None if seed in (None, "") else int(seed),
+                              frames_root=(frames or "").strip() or None, segmentation_question=bool(seg_question))
+        except SteerSegError as err:
+            return gr.skip(), f"⚠️ {_md(public_message(err))}", gr.skip()
+        choices = flow.study_choices(self.ctx.db_path)
+        return (gr.update(choices=choices, value=str(st.id)),
+                f"Created study **#{st.id} {_md(st.name)}** ({st.n_samples} items). Items get attributes with "
+                "`python -m steerseg_core annotate generate`; press **Open / resume** to start.",
+                gr.update(visible=False))
+
     def export(self, study: str, jf_threshold: float | None) -> tuple[list[str] | None, str]:
         out = None
         try:  # a per-export folder under the outputs root, pruned with the Segment tab's downloads
@@ -270,6 +292,23 @@ def build_annotate_tab(ctx: AppContext) -> None:
         study = gr.Dropdown(label="Study", choices=choices, value=None, elem_id="annotate-study", scale=3)
         refresh = gr.Button("↻", elem_id="annotate-refresh", scale=0, min_width=40)
         open_btn = gr.Button("Open / resume", variant="primary", elem_id="annotate-open", scale=1)
+    empty_md = gr.Markdown("**No study yet.** Create one under *Create a study* below, or on the server with "
+                "`python -m steerseg_core annotate create EXPRESSIONS --name NAME`.", visible=not choices,
+                elem_id="annotate-empty")
+    with gr.Accordion("Create a study", open=not choices):
+        with gr.Row():
+            new_source = gr.File(label="expressions file: meta_expressions.json, or a .csv / .json list of "
+                                 "(video, expression)", file_types=[".json", ".csv"], type="filepath")
+            with gr.Column():
+                new_frames = gr.Textbox(label="frames folder on the server (for a meta_expressions.json; "
+                                        "empty = beside the file)")
+                new_name = gr.Textbox(label="study name", max_length=120)
+                with gr.Row():
+                    new_n = gr.Number(value=DEFAULT_STUDY_N, precision=0, label="items to sample")
+                    new_seed = gr.Number(value=None, precision=0, label="seed (empty = random, recorded)")
+                new_seg = gr.Checkbox(label="also ask whether the segmentation is accurate")
+                create_btn = gr.Button("Create study", elem_id="annotate-create")
+        create_status = gr.Markdown(elem_id="annotate-create-status")
     with gr.Row():
         with gr.Column(scale=3):
             gif = gr.Image(label="Clip", type="filepath", interactive=False, elem_id="annotate-gif")
@@ -314,6 +353,8 @@ def build_annotate_tab(ctx: AppContext) -> None:
 
     opts: dict[str, Any] = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "annotate"}
     refresh.click(h.studies, None, study, api_name="annotate_studies", **opts)
+    create_btn.click(h.create, [password, new_source, new_frames, new_name, new_n, new_seed, new_seg],
+                     [study, create_status, empty_md], api_name="annotate_create", **opts)
     open_btn.click(h.open, [annotator, study], view, api_name="annotate_open", **opts).then(
         h.remember, [annotator, study], remembered, api_visibility="private")
     gr.on(triggers=None, fn=h.restore, inputs=[remembered], outputs=[annotator, study, *view],
