@@ -78,30 +78,11 @@ def video_heatmap_tiles(clip: Clip, g: GroundingResult, max_side: int = 320) -> 
             for i, f in enumerate(g.video_frames)]
 
 
-def colorbar(width: int = 320, height: int = 34, cmap: str = "jet") -> np.ndarray:
-    """The heatmaps' colour scale: a horizontal gradient from 0 (low attention) to 1 (high),
-    labelled at both ends, for showing beside the maps."""
-    bar_h = max(4, height // 2)
-    ramp = _colormap(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (bar_h, 1)), cmap)
-    img = Image.new("RGB", (width, height), (255, 255, 255))
-    img.paste(Image.fromarray(ramp), (0, 0))
-    d = ImageDraw.Draw(img)
-    d.text((2, bar_h + 2), "low (0)", fill=(40, 40, 40))
-    label = "high (1)"
-    d.text((width - 6 * len(label) - 2, bar_h + 2), label, fill=(40, 40, 40))
-    return np.asarray(img)
-
-
-def video_heatmap_strip(clip: Clip, g: GroundingResult, tile_height: int = 160) -> np.ndarray:
-    """The video-branch maps over their frames, side by side in one image."""
-    tiles = []
-    for i, f in enumerate(g.video_frames):
-        frame = clip.frames[int(f)]
-        s = tile_height / clip.height
-        small = np.asarray(Image.fromarray(frame).resize((max(1, round(clip.width * s)), tile_height), Image.BILINEAR))
-        tiles.append(heatmap_overlay(small, g.s_vid[i]))
-        tiles.append(np.full((tile_height, 4, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
+def colormap_stops(n: int = 9, cmap: str = "jet") -> list[str]:
+    """The heatmaps' colour scale as ``n`` evenly spaced hex colours from 0 (low attention) to 1
+    (high), for drawing a legend (e.g. a CSS gradient) beside the maps."""
+    rgb = _colormap(np.linspace(0.0, 1.0, n, dtype=np.float32), cmap)
+    return ["#{:02x}{:02x}{:02x}".format(*map(int, c)) for c in rgb]
 
 
 def candidate_thumbnails(clip: Clip, result: SegmentationResult, max_side: int = 320) -> list[tuple[np.ndarray, str]]:

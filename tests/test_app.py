@@ -222,9 +222,11 @@ def test_only_ui_and_app_import_gradio():
 
 def test_colour_scale_runs_from_blue_to_red():
     from steerseg_core import visualize
+    from ui import segment
 
-    bar = visualize.colorbar(width=200, height=30)
-    assert bar.shape == (30, 200, 3)
-    left, right = bar[2, 1].astype(int), bar[2, -2].astype(int)
-    assert left[2] > left[0] and right[0] > right[2]  # jet: blue at 0, red at 1, as the heatmaps
-    assert (bar[20:] < 128).any()  # the end labels are drawn
+    stops = visualize.colormap_stops(5)
+    assert len(stops) == 5 and all(len(c) == 7 and c.startswith("#") for c in stops)
+    first, last = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (stops[0], stops[-1]))
+    assert first[2] > first[0] and last[0] > last[2]  # jet: blue at 0, red at 1, as the heatmaps
+    html = segment.colour_scale_html()
+    assert "linear-gradient" in html and visualize.colormap_stops()[0] in html and "low attention" in html

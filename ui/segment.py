@@ -373,6 +373,14 @@ def prepare_tiny_models(ctx: AppContext) -> tuple[str, str, str]:
             "shown, but the outputs are meaningless. Put a real model back under Advanced for real results.")
 
 
+def colour_scale_html() -> str:
+    """The heatmaps' legend: the library's colour scale as a CSS gradient (no image file)."""
+    stops = ", ".join(visualize.colormap_stops())
+    return ('<div style="max-width:320px;font-size:12px"><div style="height:12px;border-radius:3px;'
+            f'background:linear-gradient(to right, {stops})"></div><div style="display:flex;'
+            'justify-content:space-between"><span>low attention (0)</span><span>high (1)</span></div></div>')
+
+
 def build_segment_tab(ctx: AppContext) -> None:
     cfg = ctx.config
     with gr.Row():
@@ -412,8 +420,7 @@ def build_segment_tab(ctx: AppContext) -> None:
                 attributes = gr.Textbox(label="attributes", lines=3, interactive=False, min_width=200)
                 query_word = gr.Textbox(label="query word (video branch)", interactive=False, min_width=120)
             gr.Markdown(HEATMAP_HELP)
-            gr.Image(visualize.colorbar(), label="colour scale", show_label=False, interactive=False, height=40,
-                     container=False, buttons=[])
+            gr.HTML(colour_scale_html(), elem_id="segment-colour-scale")
             heatmaps = gr.Gallery(label="frame-level attention (S_frm)", columns=4, height="auto", object_fit="contain",
                                   elem_classes=["steerseg-gallery"])
             vid_tiles = gr.Gallery(label="video-level attention (S_vid)", columns=4,
