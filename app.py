@@ -2,7 +2,9 @@
 
 `create_app()` builds the Blocks (Segment, Annotate, Train tabs); `main()` parses flags and
 launches. Model choices come from flags or STEERSEG_BACKBONE / STEERSEG_SAM2 / STEERSEG_SOFT_PROMPTS;
-writable paths from STEERSEG_DB, STEERSEG_CHECKPOINTS, STEERSEG_RUNS, STEERSEG_CACHE, STEERSEG_OUTPUTS.
+writable paths from STEERSEG_DB, STEERSEG_CHECKPOINTS, STEERSEG_RUNS, STEERSEG_CACHE, STEERSEG_OUTPUTS;
+service switches (Space, training, ZeroGPU slot) from ``service_from_env``. The environment is read
+here and in steerseg_core/config.py only: ``context_from_env`` builds the AppContext the tabs share.
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ INTRO = (
 )
 
 
+def context_from_env() -> AppContext:
+    """The app's shared context from the environment (config, paths, service switches)."""
+    from steerseg_core.config import SteerSegConfig, paths_from_env, service_from_env
+
+    return AppContext.from_config(SteerSegConfig.from_env(), paths_from_env(), service_from_env())
+
+
 def create_app(ctx: AppContext | None = None) -> gr.Blocks:
     from ui.annotate import ANNOTATE_SHORTCUTS_JS, build_annotate_tab
-    from ui.segment import build_segment_tab, outputs_max_age_s
+    from ui.segment import build_segment_tab
     from ui.train import build_train_tab
 
-    ctx = ctx or AppContext.from_env()
-    age = int(outputs_max_age_s())  # Gradio's copies of uploads and downloads live as long as ours
+    ctx = ctx or context_from_env()
+    age = int(ctx.outputs_max_age)  # Gradio's copies of uploads and downloads live as long as ours
     with gr.Blocks(title="SteerSeg", delete_cache=(min(3600, age), age)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tab("Segment"):
@@ -61,12 +70,12 @@ def configure_queue(demo: gr.Blocks, ctx: AppContext) -> gr.Blocks:
 
 def launch_kwargs(args: argparse.Namespace, ctx: AppContext) -> dict:
     from ui.annotate import ANNOTATE_SHORTCUTS_JS
-    from ui.segment import outputs_root
+    from ui.segment import SEGMENT_CSS
 
     return dict(server_name=args.host, server_port=args.port, share=args.share,
-                allowed_paths=[str(ctx.cache_dir), str(outputs_root())],
+                allowed_paths=[str(ctx.cache_dir), str(ctx.outputs_dir)],
                 max_file_size=int(ctx.config.limits.max_upload_mb * 2**20), js=ANNOTATE_SHORTCUTS_JS,
-                theme=gr.themes.Soft(), ssr_mode=False, show_error=False)
+                css=SEGMENT_CSS, theme=gr.themes.Soft(), ssr_mode=False, show_error=False)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,11 +91,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def preload(ctx: AppContext) -> None:
+    """Load the configured models before serving; a model that cannot load is reported on the page
+    when a run asks for it (with the way out), so startup goes on."""
+    from steerseg_core.errors import SteerSegError
+    from ui.gpu import preload_models
+
+    try:
+        preload_models(ctx.config)
+    except SteerSegError as err:
+        print(f"models not preloaded: {err}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if os.environ.get("SPACE_ID"):  # on Hugging Face Spaces the platform routes traffic to 0.0.0.0:7860
+    ctx = context_from_env()
+    if ctx.service.on_space:  # on Hugging Face Spaces the platform routes traffic to 0.0.0.0:7860
         args.host = "0.0.0.0"
-    ctx = AppContext.from_env()
     if args.backbone:
         ctx.config.grounding.backbone = args.backbone
     if args.sam2:
@@ -97,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         from pathlib import Path
 
         ctx.examples_dir = Path(args.examples)
+    if ctx.service.on_space:  # ZeroGPU: load the models at startup, on 'cuda' (see ui/gpu.py)
+        preload(ctx)
     demo = create_app(ctx)
     configure_queue(demo, ctx)
     demo.launch(**launch_kwargs(args, ctx))

@@ -107,9 +107,8 @@ def serve(argv: list[str]) -> int:
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import app
-    from ui.context import AppContext
 
-    ctx = AppContext.from_env()  # paths and limits from STEERSEG_* (set by the driver)
+    ctx = app.context_from_env()  # paths and limits from STEERSEG_* (set by the driver)
     g, s = ctx.config.grounding, ctx.config.segment
     g.backbone, s.sam2 = str(Path(args.tiny) / "qwen2_5_vl"), str(Path(args.tiny) / "sam2")
     g.frame_max_tokens, g.cot_max_new_tokens, g.t_frame, g.t_video = 24, 16, 3, 4
@@ -270,8 +269,13 @@ def _segment_worker(k: int, url: str, clip: Path, bad: Path, deadline: float, ou
         t0 = time.perf_counter()
         try:
             res = client.predict(*segment_args(video, expression), api_name="/segment")
-            ok = isinstance(res, (list, tuple)) and len(res) == 13 and len(res[9]) == 3  # 3 downloads
-            outcome, msg = (OUTCOME_OK, "") if ok else (OUTCOME_FAIL, f"unexpected result {str(res)[:200]}")
+            ok = isinstance(res, (list, tuple)) and len(res) == 15 and len(res[10] or ()) == 4  # 4 downloads
+            if ok:
+                outcome, msg = OUTCOME_OK, ""
+            elif isinstance(res, (list, tuple)) and str(res[0]).startswith("⚠"):  # the tab's status line
+                outcome, msg = classify(RuntimeError(str(res[0])))
+            else:
+                outcome, msg = OUTCOME_FAIL, f"unexpected result {str(res)[:200]}"
         except Exception as err:  # noqa: BLE001 - classified below
             outcome, msg = classify(err)
         with lock:

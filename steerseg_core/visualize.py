@@ -64,20 +64,21 @@ def keyframe_heatmaps(clip: Clip, g: GroundingResult, max_side: int = 480) -> li
         scale = frame.shape[1] / clip.width
         img = draw_point(heatmap_overlay(frame, g.s_frm[i]), keyframe_point(g.s_frm[i], g.frame_geometry), scale=scale)
         word = g.query_words_frames[i] if i < len(g.query_words_frames) else ""
-        items.append((img, f"keyframe {i + 1}/{len(g.keyframes)} · frame {int(f)}" + (f" · '{word}'" if word else "")))
+        items.append((img, f"frame {int(f)}" + (f" · {word}" if word else "")))
     return items
 
 
-def video_heatmap_strip(clip: Clip, g: GroundingResult, tile_height: int = 160) -> np.ndarray:
-    """The video-branch maps over their frames, side by side in one image."""
-    tiles = []
-    for i, f in enumerate(g.video_frames):
-        frame = clip.frames[int(f)]
-        s = tile_height / clip.height
-        small = np.asarray(Image.fromarray(frame).resize((max(1, round(clip.width * s)), tile_height), Image.BILINEAR))
-        tiles.append(heatmap_overlay(small, g.s_vid[i]))
-        tiles.append(np.full((tile_height, 4, 3), 255, np.uint8))
-    return np.concatenate(tiles[:-1], axis=1)
+def video_heatmap_tiles(clip: Clip, g: GroundingResult, max_side: int = 320) -> list[tuple[np.ndarray, str]]:
+    """The video-branch maps one tile per frame (aspect kept), captioned with the frame index."""
+    return [(heatmap_overlay(_thumb(clip.frames[int(f)], max_side), g.s_vid[i]), f"frame {int(f)}")
+            for i, f in enumerate(g.video_frames)]
+
+
+def colormap_stops(n: int = 9, cmap: str = "jet") -> list[str]:
+    """The heatmaps' colour scale as ``n`` evenly spaced hex colours from 0 (low attention) to 1
+    (high), for drawing a legend (e.g. a CSS gradient) beside the maps."""
+    rgb = _colormap(np.linspace(0.0, 1.0, n, dtype=np.float32), cmap)
+    return ["#{:02x}{:02x}{:02x}".format(*map(int, c)) for c in rgb]
 
 
 def candidate_thumbnails(clip: Clip, result: SegmentationResult, max_side: int = 320) -> list[tuple[np.ndarray, str]]:
@@ -89,22 +90,36 @@ def candidate_thumbnails(clip: Clip, result: SegmentationResult, max_side: int =
         scale = frame.shape[1] / clip.width
         mask = np.asarray(Image.fromarray(t.masks[f].astype(np.uint8) * 255).resize(frame.shape[1::-1], Image.NEAREST)) > 0
         img = draw_point(mask_overlay(frame, mask), t.point_xy, scale=scale)
-        star = " ★ chosen" if i == result.chosen else ""
-        items.append((img, f"#{i} · frame {f} · s={t.s:.3f}{star}"))
+        star = " ★" if i == result.chosen else ""
+        items.append((img, f"#{i}{star} s={t.s:.2f}"))
     return items
 
 
 def candidate_rows(result: SegmentationResult) -> list[list]:
-    """Table rows: candidate, keyframe, point, s_frm, s_vid, s, chosen."""
+    """Table rows: candidate, chosen (★), s, s_frm, s_vid, keyframe, point. The scores come first so a
+    narrow screen shows them without scrolling."""
     rows = []
     for i, t in enumerate(result.tracklets):
-        rows.append([i, int(t.source_keyframe), f"({t.point_xy[0]:.0f}, {t.point_xy[1]:.0f})",
-                     round(float(t.s_frm), 4), round(float(t.s_vid), 4), round(float(t.s), 4),
-                     "★" if i == result.chosen else ""])
+        rows.append([i, "★" if i == result.chosen else "", round(float(t.s), 4), round(float(t.s_frm), 4),
+                     round(float(t.s_vid), 4), int(t.source_keyframe), f"({t.point_xy[0]:.0f}, {t.point_xy[1]:.0f})"])
     return rows
 
 
-CANDIDATE_HEADERS = ["candidate", "keyframe", "point (x, y)", "s_frm", "s_vid", "s", "chosen"]
+CANDIDATE_HEADERS = ["#", "★", "s", "s_frm", "s_vid", "keyframe", "point (x, y)"]
+
+
+def _stage_name(key: str) -> str:
+    name = key.removeprefix("grounding_").replace("sam2_", "SAM2 ").replace("cot", "CoT").replace("_", " ")
+    return name[:1].upper() + name[1:]
+
+
+def timing_rows(result: SegmentationResult) -> list[list]:
+    """The run's stage timings as table rows [stage, seconds], with readable stage names; the
+    total last."""
+    rows = [[_stage_name(k), round(float(v), 2)] for k, v in result.timings.items() if k != "total"]
+    if "total" in result.timings:
+        rows.append(["Total", round(float(result.timings["total"]), 2)])
+    return rows
 
 
 def frame_with_mask(clip: Clip, result: SegmentationResult, frame_index: int,

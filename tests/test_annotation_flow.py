@@ -213,3 +213,54 @@ def test_render_of_an_empty_view_and_progress_bar():
     out = render_view(ItemView(message="hello <b>"))
     assert out[8] == "no study open" and out[10] == 0 and out[11] == "hello &lt;b&gt;"
     assert 'width:100.0%' in progress_bar_html(1.5) and 'width:0.0%' in progress_bar_html(-1)
+
+
+def test_segmentation_question_only_with_an_overlay_and_a_missing_answer_is_said(env, tmp_path):
+    """The tab asks "Is the segmentation accurate?" only for items with an overlay to judge; a True /
+    False saved without answering it says so; with no J&F and no such answers the statistics say why
+    the segmentation chart is left out (and the chart has only the reasoning panel)."""
+    import sqlite3
+
+    db, st, cache = env
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE studies SET segmentation_question = 1 WHERE id = ?", [st.id])
+        clip_ref = conn.execute("SELECT clip_ref FROM samples WHERE position = 0").fetchone()[0]
+        conn.execute("UPDATE samples SET overlay_ref = ? WHERE position = 0", [clip_ref])  # item 1 only
+    h = AnnotateHandlers(AppContext(config=SteerSegConfig(), db_path=db, cache_dir=cache))
+    md, fig = h.stats(str(st.id), 0.5)
+    assert "not charted: no J&F is attached" in md and len(fig.axes) == 1
+    out = h.open("ann", str(st.id))
+    assert out[7]["visible"] is True  # item 1 has an overlay: asked
+    out = h.answer_true("ann", "", str(st.id), 1, "", None)
+    assert "segmentation question of item 1 was left unanswered" in out[11] and out[10] == 2
+    assert out[7]["visible"] is False  # item 2 has none: not asked
+    out = h.answer_false("ann", "", str(st.id), 2, "", None)
+    assert out[11] == "saved False for item 2"  # nothing was asked, nothing is missing
+    out = h.prev("ann", str(st.id), 2)
+    out = h.answer_true("ann", "", str(st.id), 1, "", "True")
+    assert "unanswered" not in out[11]
+    md, fig = h.stats(str(st.id), 0.5)
+    assert "not charted" not in md and len(fig.axes) == 2
+
+
+def test_a_study_is_created_from_the_tab(tmp_path, monkeypatch, data_dir):
+    """An empty database: the tab creates a study from an uploaded expressions file and a frames
+    folder on the server, selects it, and refuses without a file or the shared password."""
+    import shutil
+
+    import gradio as gr
+
+    meta = make_reasonvos(tmp_path / "ReasonVOS")
+    upload = tmp_path / "upload" / "meta_expressions.json"  # where Gradio keeps the uploaded copy
+    upload.parent.mkdir()
+    shutil.copy(meta, upload)
+    h = AnnotateHandlers(AppContext(config=SteerSegConfig(), db_path=tmp_path / "new.db", cache_dir=tmp_path / "c"))
+    study, msg, empty = h.create("", None, "", "mine", 3, 7, False)
+    assert msg.startswith("⚠️ upload the expressions file") and empty == gr.skip()
+    study, msg, empty = h.create("", str(upload), str(meta.parent), "mine", 3, 7, False)
+    assert "Created study **#1 mine** (3 items)" in msg and empty["visible"] is False
+    assert study["value"] == "1" and study["choices"] == [("#1 mine (3 items)", "1")]
+    assert h.create("", str(upload), str(meta.parent), "mine", 3, 7, False)[1].startswith("⚠️")  # name taken
+    monkeypatch.setenv("STEERSEG_ANNOTATE_PASSWORD", "pw")
+    assert "password" in h.create("nope", str(upload), str(meta.parent), "other", 3, 7, False)[1]
+    assert len(store.list_studies(tmp_path / "new.db")) == 1

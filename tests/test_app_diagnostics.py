@@ -28,6 +28,10 @@ def session(tiny_models, tmp_path_factory):
     clip = Clip(np.stack(frames), 24.0, "blackswan", tuple(f"{i:05d}" for i in range(N)))
     gt = np.stack([np.asarray(Image.open(davis_masks("blackswan") / f"{i:05d}.png").resize((128, 72), Image.NEAREST)) > 0
                    for i in range(N)])
+    clip_dir = root / "clip"  # the session keeps the clip's path (the app re-decodes it), not the frames
+    clip_dir.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(clip_dir / f"{i:05d}.png")
     gt_files = []
     for i in range(N):
         Image.fromarray(gt[i].astype(np.uint8) * 255).save(root / f"{i:05d}.png")
@@ -40,18 +44,25 @@ def session(tiny_models, tmp_path_factory):
     g = SteerSeg(cfg).ground(clip, "the black swan", attributes="black, swimming")
     result = SegmentationResult(clip.source, "the black swan", g, (Tracklet(0, (5.0, 5.0), gt.copy()),), 0,
                                 cfg.to_dict())
-    return {"result": result, "clip": clip, "clicks": [], "config": cfg, "gt_files": gt_files, "root": root}
+    return {"result": result, "video": str(clip_dir), "clicks": [], "config": cfg, "gt_files": gt_files,
+            "root": root}
+
+
+def _ctx(tmp_path: Path, session: dict):
+    from ui.context import AppContext
+
+    return AppContext(config=session["config"], outputs_dir=tmp_path / "outputs")
 
 
 def test_attribute_view_and_readouts(session, monkeypatch, tmp_path):
     from ui import diagnostics
 
-    monkeypatch.setenv("STEERSEG_OUTPUTS", str(tmp_path / "outputs"))
+    ctx = _ctx(tmp_path, session)
     pieces, summary = diagnostics.attribute_view(session)
     scored = [(t, s) for t, s in pieces if s is not None]
     assert [t for t, _ in scored] == ["black", "swimming"] and max(s for _, s in scored) == 1.0
     assert "share (frame)" in summary and "soft prompts" in summary and "your attributes" in summary
-    panel, text, path, sess = diagnostics.compare_readouts(session, None)
+    panel, text, path, sess = diagnostics.compare_readouts(ctx, session, None)
     assert panel.ndim == 3 and "contrast" in text.lower() and "DecAF" in text
     data = json.loads(Path(path).read_text())
     assert data["readouts"]["frame"] == 0 and all(v is not None for v in data["readouts"]["points"].values())
@@ -60,8 +71,8 @@ def test_attribute_view_and_readouts(session, monkeypatch, tmp_path):
 def test_ground_truth_upload(session, monkeypatch, tmp_path):
     from ui import diagnostics
 
-    monkeypatch.setenv("STEERSEG_OUTPUTS", str(tmp_path / "outputs"))
-    text, path, sess = diagnostics.score_ground_truth(session, session["gt_files"])
+    ctx = _ctx(tmp_path, session)
+    text, path, sess = diagnostics.score_ground_truth(ctx, session, session["gt_files"])
     assert "J&F 1.000" in text  # the masks are the ground truth itself
     ev = json.loads(Path(path).read_text())["evaluation"]
     assert ev["J&F"] == pytest.approx(1.0) and ev["gt_frames_matched"] == N
@@ -69,7 +80,7 @@ def test_ground_truth_upload(session, monkeypatch, tmp_path):
     with zipfile.ZipFile(zpath, "w") as z:
         for f in session["gt_files"]:
             z.write(f, arcname=f"blackswan/{f.rsplit('/', 1)[-1]}")
-    text2, _, _ = diagnostics.score_ground_truth(session, [str(zpath)])
+    text2, _, _ = diagnostics.score_ground_truth(ctx, session, [str(zpath)])
     assert text2 == text
 
 
@@ -77,8 +88,8 @@ def test_ground_truth_upload(session, monkeypatch, tmp_path):
 def test_counterfactual_handler(session, monkeypatch, tmp_path):
     from ui import diagnostics
 
-    monkeypatch.setenv("STEERSEG_OUTPUTS", str(tmp_path / "outputs"))
-    moved, heatmaps, pieces, summary, path, sess = diagnostics.rerun_with_attributes(session, "white, on the right")
+    ctx = _ctx(tmp_path, session)
+    moved, heatmaps, pieces, summary, path, sess = diagnostics.rerun_with_attributes(ctx, session, "white, on the right")
     assert "chosen tracklet" in moved and len(heatmaps) == 2
     assert json.loads(Path(path).read_text())["attributes_source"] == "user"
     assert [t for t, s in pieces if s is not None] == ["white", "on the right"]

@@ -230,11 +230,11 @@ def test_full_disk_while_saving_downloads_is_a_clear_message_and_leaves_nothing(
     frames = np.zeros((4, 48, 64, 3), np.uint8)
     masks = np.zeros((4, 48, 64), bool)
     masks[:, 10:20, 10:30] = True
-    session = {"result": make_result(masks), "clip": Clip(frames=frames, fps=24.0, source="x"), "clicks": [],
-               "frame": 0}
+    clip = Clip(frames=frames, fps=24.0, source="x")
+    session = {"result": make_result(masks), "video": "x", "clicks": [], "frame": 0}
     outputs = tmp_path / "outputs"
+    ctx = AppContext(outputs_dir=outputs)
     mounted = _mount_tmpfs(outputs, "64k")
-    monkeypatch.setenv("STEERSEG_OUTPUTS", str(outputs))
     try:
         if not mounted:  # simulate: the write fails as on a full disk
             import steerseg_core.export as export
@@ -246,7 +246,7 @@ def test_full_disk_while_saving_downloads_is_a_clear_message_and_leaves_nothing(
         else:  # a real full disk: fill the tmpfs first
             _fill(outputs / "filler")
         with pytest.raises(gr.Error, match="could not be saved for download .*disk space") as err:
-            segment._result_views(session)
+            segment.result_views(ctx, session, clip)
         assert str(tmp_path) not in str(err.value)
         assert [p.name for p in outputs.iterdir() if p.name != "filler"] == []  # no partial folders
     finally:

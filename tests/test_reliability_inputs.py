@@ -86,8 +86,7 @@ def test_huge_headers_are_refused_before_decoding_everywhere(huge, name, message
         load_clip(path)
     assert message in str(err.value) and time.perf_counter() - start < 2.0
     # the app's handler: the same message, nothing written
-    monkeypatch.setenv("STEERSEG_OUTPUTS", str(tmp_path / "outputs"))
-    ctx = AppContext(config=SteerSegConfig())
+    ctx = AppContext(config=SteerSegConfig(), outputs_dir=tmp_path / "outputs")
     with pytest.raises(gr.Error, match="limit is"):
         segment.run_segment(ctx, str(path), "the swan", "", segment.SEED_INIT, True, True, 0.3, 2, 2, "", 0.7, "")
     assert not (tmp_path / "outputs").exists()

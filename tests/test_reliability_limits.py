@@ -42,7 +42,7 @@ def test_every_limit_has_an_environment_variable():
 def test_limits_from_the_environment(limits_env, monkeypatch):
     assert LimitsConfig.from_env() == limits_env
     assert SteerSegConfig.from_env().limits == limits_env
-    assert AppContext.from_env().config.limits == limits_env
+    assert __import__("app").context_from_env().config.limits == limits_env
     assert LimitsConfig.from_env({}) == LimitsConfig()
     for value, match in [("abc", "STEERSEG_MAX_FRAMES must be a whole number, got 'abc'"),
                          ("2.5", "whole number"), ("0", "greater than 0"), ("-3", "greater than 0")]:
@@ -74,29 +74,31 @@ def test_the_app_shows_and_uses_the_limits(limits_env, tmp_path):
     expression = next(b for b in demo.blocks.values() if isinstance(b, gr.Textbox) and b.label == "expression")
     assert expression.max_length == 77
     gpu = [f for f in demo.fns.values() if f.concurrency_id == "gpu"]
-    assert {f.api_name for f in gpu} == {"segment", "apply_clicks"}
+    assert {"segment", "apply_clicks"} <= {f.api_name for f in gpu} and len(gpu) == 3  # + the tiny try-out
     assert all(f.concurrency_limit == 2 and f.validator is not None for f in gpu)
     assert app.launch_kwargs(app.parse_args([]), ctx)["max_file_size"] == int(12.5 * 2**20)  # bytes, as the core counts
 
 
 def test_busy_validator_refuses_when_the_line_is_full():
-    from types import SimpleNamespace
-
-    from ui.segment import busy_validator, waiting_jobs
+    from ui.segment import WaitingLine, busy_validator
 
     ctx = AppContext(config=SteerSegConfig())
     ctx.config.limits.max_waiting_jobs = 2
-    line = SimpleNamespace(queue=["a"])
-    blocks = SimpleNamespace(_queue=SimpleNamespace(event_queue_per_concurrency_id={"gpu": line}))
-    validate = busy_validator(ctx, blocks)
+    line = WaitingLine()
+    validate = busy_validator(ctx, line)
     ok = validate("video.mp4", "the swan", 0.3)
-    assert all(v["is_valid"] for v in ok)
-    line.queue.append("b")
+    assert all(v["is_valid"] for v in ok) and line.waiting() == 1
+    assert validate("video.mp4", "the swan", 0.3)[0]["is_valid"] and line.waiting() == 2
     refused = validate("video.mp4", "the swan", 0.3)
     assert refused[0]["is_valid"] is False and "Busy: 2 segmentation requests" in refused[0]["message"]
-    assert "limit is 2" in refused[0]["message"] and len(refused) == 3
+    assert "limit is 2" in refused[0]["message"] and len(refused) == 3 and line.waiting() == 2
     assert validate("session")["is_valid"] is False  # one input: one verdict
-    assert waiting_jobs(None) == 0 and waiting_jobs(SimpleNamespace()) == 0  # no queue: never busy
+    line.start()  # the first admitted request begins: one place frees
+    assert line.waiting() == 1 and validate("session")["is_valid"] is True
+    stale = WaitingLine(stale_s=0.0)  # a request cancelled while waiting is forgotten in time
+    assert stale.admit(1) == 0 and stale.waiting() == 0
+    line.start(), line.start(), line.start()  # more starts than admissions (direct calls): never negative
+    assert line.waiting() == 0
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +138,7 @@ def test_the_app_handler_obeys_the_limits(clip8, tmp_path, monkeypatch):
 
     from ui import segment
 
-    monkeypatch.setenv("STEERSEG_OUTPUTS", str(tmp_path / "outputs"))
-    ctx = AppContext(config=SteerSegConfig(limits=LimitsConfig(max_frames=5)))
+    ctx = AppContext(config=SteerSegConfig(limits=LimitsConfig(max_frames=5)), outputs_dir=tmp_path / "outputs")
     args = ["", segment.SEED_INIT, True, True, 0.3, 2, 2, "", 0.7, ""]
     with pytest.raises(gr.Error, match="has 8 frames; the limit is 5"):
         segment.run_segment(ctx, str(clip8), "the swan", *args)

@@ -5,6 +5,7 @@ Segment tab's checkpoint list."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -136,3 +137,26 @@ def test_background_run_start_watch_stop_resume_finish(ctx, tmp_path, monkeypatc
 
     assert "demo_prompts.safetensors" in soft_prompt_choices(ctx)  # files.safe_name
     assert "listed in the Segment tab" in tab.watch_run(ctx, short.name)[0]
+
+
+def test_warmup_warning_model_loading_and_a_quiet_log_tail(ctx):
+    """A short run is told it ends inside the warm-up; a starting run says it is loading the model
+    (with the time so far, not a bare "–"); library noise is left out of the log tail."""
+    from steerseg_core.training.config import TrainConfig
+
+    warmup = TrainConfig().warmup_steps
+    note = tab.warmup_note(40, 5e-4)
+    assert f"40 steps ends inside the {warmup}-step" in note and f"{5e-4 * 40 / warmup:.1e}" in note
+    assert "most of its steps" in tab.warmup_note(warmup + 1, 5e-4) and tab.warmup_note(6500, 5e-4) == ""
+    run = ctx.runs_dir / "run-start"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"state": "starting", "run_id": "run-start", "step": 0,
+                                                 "total_steps": 40, "started_at": time.time() - 12,
+                                                 "pid": os.getpid()}))  # a live process: this one
+    (run / "process.log").write_text(
+        "step 1 loss 0.9\n" + "[transformers] Qwen2VL video processing does not apply ... will be removed.\n" * 9
+        + "Loading weights: 100%|████| 105/105\nstep 2 loss 0.8\n")
+    text, _fig, _maps, log = tab.watch_run(ctx, "run-start")
+    assert "loading the model (12 s so far" in text or "loading the model (13 s so far" in text
+    assert f"warm-up: step 0 of {warmup}" in text
+    assert log == "step 1 loss 0.9\nstep 2 loss 0.8"

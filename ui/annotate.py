@@ -13,6 +13,7 @@ The app includes ``ANNOTATE_SHORTCUTS_JS`` in ``launch(js=...)`` (Gradio 6 takes
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import shutil
@@ -20,10 +21,11 @@ from typing import Any
 
 import gradio as gr
 
-from steerseg_core.annotation import flow
+from steerseg_core.annotation import flow, store
 from steerseg_core.annotation.gif import DEFAULT_MAX_FRAMES as DEFAULT_PREVIEW_FRAMES
 from steerseg_core.annotation.records import LABELS
 from steerseg_core.annotation.stats import DEFAULT_JF_THRESHOLD, StudyStats
+from steerseg_core.annotation.studies import DEFAULT_N as DEFAULT_STUDY_N
 from steerseg_core.errors import SteerSegError, public_message
 from ui.context import AppContext
 
@@ -81,7 +83,8 @@ def render_view(view: flow.ItemView) -> tuple[Any, ...]:
         + (f"  \n<small>backbone: {_md(view.backbone)}</small>" if view.backbone else ""),
         current,
         view.note,
-        gr.update(value=view.seg_label, visible=view.segmentation_question),
+        # asked only where there is a segmentation to judge
+        gr.update(value=view.seg_label, visible=view.segmentation_question and bool(view.overlay_gif_path)),
         f"**{view.progress_text}** — study “{_md(view.study_name)}”, video {_md(view.video_id)}",
         progress_bar_html(view.progress_fraction),
         view.item_number,
@@ -166,11 +169,26 @@ class AnnotateHandlers:
             return nothing
         return (name, gr.update(choices=choices, value=study)) + render_view(view)
 
+    def _segmentation_asked(self, study: str, position: int) -> bool:
+        """Whether item ``position`` shows the segmentation question (the study asks it and the item
+        has an overlay to judge)."""
+        info = store.get_study(self.ctx.db_path, flow.parse_study_id(study))
+        if not info.segmentation_question:
+            return False
+        samples = store.get_samples(self.ctx.db_path, info.id)
+        return 0 <= position < len(samples) and bool(samples[position].overlay_ref)
+
     def answer(self, label: str, annotator: str, password: str, study: str, item: float, note: str,
                seg_label: str | None) -> tuple[Any, ...]:
         try:
-            view = flow.answer(self.ctx.db_path, study, annotator, int(item or 1) - 1, label, note=note,
+            position = int(item or 1) - 1
+            unanswered = label != "Skip" and not seg_label and self._segmentation_asked(study, position)
+            view = flow.answer(self.ctx.db_path, study, annotator, position, label, note=note,
                                seg_label=seg_label, password=password, **self._common())
+            if unanswered:  # saved, but say what is missing
+                view = dataclasses.replace(view, message=(
+                    f"{view.message} — the segmentation question of item {position + 1} was left unanswered; "
+                    "go back to answer it").lstrip(" —"))
             return render_view(view)
         except SteerSegError as err:
             return _failed(err)
@@ -210,22 +228,45 @@ class AnnotateHandlers:
 
     def stats(self, study: str, jf_threshold: float | None, password: str | None = None) -> tuple[str, Any]:
         try:
-            from steerseg_core.annotation.chart import study_chart
+            from steerseg_core.annotation.chart import has_segmentation_accuracy, study_chart
 
             s = flow.statistics(self.ctx.db_path, study, password=password,
                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
-            return stats_markdown(s), study_chart(s)
+            text = stats_markdown(s)
+            if not has_segmentation_accuracy(s):
+                text += ("\n- *Segmentation by reasoning* is not charted: no J&F is attached to this study and "
+                         "no annotator judged a segmentation.")
+            return text, study_chart(s)
         except SteerSegError as err:
             return f"⚠️ {_md(public_message(err))}", None
 
+    def create(self, password: str, source: str | None, frames: str, name: str, n: float | None,
+               seed: float | None, seg_question: bool) -> tuple[Any, str, Any]:
+        """Create a study from an uploaded expressions file (a benchmark meta_expressions.json with its
+        frames folder on the server, or a CSV/JSON list of clips and expressions); select it."""
+        from steerseg_core.annotation import create_study
+
+        try:
+            flow.check_password(password)
+            if not source:
+                raise SteerSegError("upload the expressions file (meta_expressions.json, .csv or .json list) first")
+            st = create_study(self.ctx.db_path, source, name=name, n=int(n or DEFAULT_STUDY_N),
+                              seed=None if seed in (None, "") else int(seed),
+                              frames_root=(frames or "").strip() or None, segmentation_question=bool(seg_question))
+        except SteerSegError as err:
+            return gr.skip(), f"⚠️ {_md(public_message(err))}", gr.skip()
+        choices = flow.study_choices(self.ctx.db_path, password)
+        return (gr.update(choices=choices, value=str(st.id)),
+                f"Created study **#{st.id} {_md(st.name)}** ({st.n_samples} items). Items get attributes with "
+                "`python -m steerseg_core annotate generate`; press **Open / resume** to start.",
+                gr.update(visible=False))
+
     def export(self, study: str, jf_threshold: float | None, password: str | None = None
                ) -> tuple[list[str] | None, str]:
-        from ui.segment import _new_output_dir
-
         out = None
         try:  # a per-export folder under the outputs root, pruned with the Segment tab's downloads
             flow.check_password(password)  # before any folder is made
-            out = _new_output_dir()
+            out = self.ctx.new_output_dir()
             paths = flow.export(self.ctx.db_path, study, out, password=password,
                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return [str(p) for p in paths.values()], f"exported {len(paths)} files"
@@ -266,6 +307,23 @@ def build_annotate_tab(ctx: AppContext) -> None:
         study = gr.Dropdown(label="Study", choices=choices, value=None, elem_id="annotate-study", scale=3)
         refresh = gr.Button("↻", elem_id="annotate-refresh", scale=0, min_width=40)
         open_btn = gr.Button("Open / resume", variant="primary", elem_id="annotate-open", scale=1)
+    empty_md = gr.Markdown("**No study yet.** Create one under *Create a study* below, or on the server with "
+                "`python -m steerseg_core annotate create EXPRESSIONS --name NAME`.", visible=not choices,
+                elem_id="annotate-empty")
+    with gr.Accordion("Create a study", open=not choices):
+        with gr.Row():
+            new_source = gr.File(label="expressions file: meta_expressions.json, or a .csv / .json list of "
+                                 "(video, expression)", file_types=[".json", ".csv"], type="filepath")
+            with gr.Column():
+                new_frames = gr.Textbox(label="frames folder on the server (for a meta_expressions.json; "
+                                        "empty = beside the file)")
+                new_name = gr.Textbox(label="study name", max_length=120)
+                with gr.Row():
+                    new_n = gr.Number(value=DEFAULT_STUDY_N, precision=0, label="items to sample")
+                    new_seed = gr.Number(value=None, precision=0, label="seed (empty = random, recorded)")
+                new_seg = gr.Checkbox(label="also ask whether the segmentation is accurate")
+                create_btn = gr.Button("Create study", elem_id="annotate-create")
+        create_status = gr.Markdown(elem_id="annotate-create-status")
     with gr.Row():
         with gr.Column(scale=3):
             gif = gr.Image(label="Clip", type="filepath", interactive=False, elem_id="annotate-gif")
@@ -288,7 +346,8 @@ def build_annotate_tab(ctx: AppContext) -> None:
         prev_btn = gr.Button("← Previous", elem_id="annotate-prev")
         next_btn = gr.Button("Next →", elem_id="annotate-next")
         unl_btn = gr.Button("Next unanswered (N)", elem_id="annotate-unlabelled")
-        target = gr.Number(value=1, label="Go to item", precision=0, minimum=1, elem_id="annotate-target")
+        # no component bounds: an out-of-range number gets the flow's readable message in the status
+        target = gr.Number(value=1, label="Go to item", precision=0, elem_id="annotate-target")
         jump_btn = gr.Button("Go", elem_id="annotate-jump")
     item = gr.Number(value=0, precision=0, visible=False, elem_id="annotate-item")
     status = gr.Markdown(elem_id="annotate-status")
@@ -309,6 +368,8 @@ def build_annotate_tab(ctx: AppContext) -> None:
 
     opts: dict[str, Any] = {"concurrency_limit": CONCURRENCY_LIMIT, "concurrency_id": "annotate"}
     refresh.click(h.studies, [password], study, api_name="annotate_studies", **opts)
+    create_btn.click(h.create, [password, new_source, new_frames, new_name, new_n, new_seed, new_seg],
+                     [study, create_status, empty_md], api_name="annotate_create", **opts)
     open_btn.click(h.open, [annotator, study, password], view, api_name="annotate_open", **opts).then(
         h.remember, [annotator, study], remembered, api_visibility="private")
     gr.on(triggers=None, fn=h.restore, inputs=[remembered], outputs=[annotator, study, *view],
@@ -323,5 +384,9 @@ def build_annotate_tab(ctx: AppContext) -> None:
     unl_btn.click(h.next_unlabelled, [*nav_inputs, password], view, api_name="annotate_next_unlabelled", **opts)
     jump_btn.click(h.jump, [*nav_inputs, target, password], view, api_name="annotate_jump", **opts)
     target.submit(h.jump, [*nav_inputs, target, password], view, api_visibility="private", **opts)
+    item.change(lambda n: gr.Number(value=max(1, int(n or 1))), item, target, api_visibility="private",
+                queue=False)  # the box follows the current item
+    study.change(lambda: (None, None, None, ""), None, [stats_md, chart, files, export_status],
+                 api_visibility="private", queue=False)  # no statistics of another study on screen
     stats_btn.click(h.stats, [study, jf, password], [stats_md, chart], api_name="annotate_stats", **opts)
     export_btn.click(h.export, [study, jf, password], [files, export_status], api_name="annotate_export", **opts)

@@ -15,6 +15,7 @@ Each writes a result.json with what it added, for download.
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -24,7 +25,8 @@ from steerseg_core.errors import SteerSegError, public_message
 from steerseg_core.types import SegmentationResult
 
 from .context import AppContext
-from .gpu import gpu_task
+from .gpu import GpuJob, attributes_on_gpu, readouts_on_gpu
+from .segment import session_clip
 
 
 def _need(session: dict | None) -> dict:
@@ -33,12 +35,16 @@ def _need(session: dict | None) -> dict:
     return session
 
 
-def _result_json(result: SegmentationResult) -> str:
+def _result_json(ctx: AppContext, result: SegmentationResult) -> str:
     from steerseg_core.export import write_result_json
 
-    from .segment import _new_output_dir
+    return str(write_result_json(result, ctx.new_output_dir() / "result.json"))
 
-    return str(write_result_json(result, _new_output_dir() / "result.json"))
+
+def _job(ctx: AppContext, session: dict, **fields: Any) -> GpuJob:
+    """The picklable job of a diagnostic model call: the session's config, clip path and result."""
+    return GpuJob(config=session["config"], video=str(session["video"]), result=session["result"],
+                  max_seconds=ctx.service.gpu_duration, **fields)
 
 
 def attribute_view(session: dict | None) -> tuple[list, str]:
@@ -47,21 +53,13 @@ def attribute_view(session: dict | None) -> tuple[list, str]:
     return visualize.attribute_highlights(g), visualize.attention_summary_markdown(g)
 
 
-@gpu_task
-def _compare(cfg, result, clip, frame):
-    from steerseg_core.pipeline import SteerSeg
-
-    return SteerSeg(cfg).compare_readouts(result, clip, frame)
-
-
-def compare_readouts(session: dict | None, frame: float | None) -> tuple[Any, str, str, dict]:
+def compare_readouts(ctx: AppContext, session: dict | None, frame: float | None) -> tuple[Any, str, str, dict]:
     """The five readouts at ``frame`` (empty: the chosen tracklet's keyframe)."""
     from steerseg_core.grounding.readouts import READOUT_TITLES
 
     session = _need(session)
     try:
-        comparison, result = _compare(session["config"], session["result"], session["clip"],
-                                      None if frame is None else int(frame))
+        comparison, result = readouts_on_gpu(_job(ctx, session, frame=None if frame is None else int(frame)))
     except SteerSegError as err:
         raise gr.Error(public_message(err)) from None
     session["result"] = result
@@ -70,10 +68,11 @@ def compare_readouts(session: dict | None, frame: float | None) -> tuple[Any, st
     text = (f"frame {comparison.frame} · argmax points\n\n| readout | point (x, y) |\n|---|---|\n" + "\n".join(rows)
             + "".join(f"\n\n{n}" for n in comparison.notes)
             + "\n\nContrast = the query's attention minus a neutral expression's (the idea DecAF, ICLR 2026, uses).")
-    return visualize.readout_panel(session["clip"], comparison), text, _result_json(result), session
+    clip = session_clip(session, ctx.config.limits)
+    return visualize.readout_panel(clip, comparison), text, _result_json(ctx, result), session
 
 
-def score_ground_truth(session: dict | None, files: list[str] | None) -> tuple[str, str, dict]:
+def score_ground_truth(ctx: AppContext, session: dict | None, files: list[str] | None) -> tuple[str, str, dict]:
     """Score the session's run against uploaded ground-truth PNGs (or a zip of them)."""
     import dataclasses
 
@@ -84,7 +83,8 @@ def score_ground_truth(session: dict | None, files: list[str] | None) -> tuple[s
         raise gr.Error("Upload the clip's ground-truth masks (PNG per frame, or a zip of them).")
     try:
         with tempfile.TemporaryDirectory(prefix="steerseg-gt-") as tmp:
-            ev = evaluate_against_gt(session["result"], session["clip"], gt_folder_from_files(files, tmp))
+            clip = session_clip(session, ctx.config.limits)
+            ev = evaluate_against_gt(session["result"], clip, gt_folder_from_files(files, tmp))
     except SteerSegError as err:
         raise gr.Error(public_message(err)) from None
     result = session["result"]
@@ -92,22 +92,15 @@ def score_ground_truth(session: dict | None, files: list[str] | None) -> tuple[s
     text = (f"**J&F {ev['J&F']:.3f}** · J {ev['J']:.3f} · F {ev['F']:.3f} over {ev['gt_frames_matched']} frames\n\n"
             f"rollout–mask alignment (Table 3): frame branch {ev['alignment_frame']:.3f} · video branch "
             f"{ev['alignment_video']:.3f}")
-    return text, _result_json(session["result"]), session
+    return text, _result_json(ctx, session["result"]), session
 
 
-@gpu_task
-def _with_attributes(cfg, result, clip, attributes):
-    from steerseg_core.pipeline import SteerSeg
-
-    return SteerSeg(cfg).with_attributes(result, clip, attributes)
-
-
-def rerun_with_attributes(session: dict | None, attributes: str) -> tuple:
+def rerun_with_attributes(ctx: AppContext, session: dict | None, attributes: str) -> tuple:
     """Counterfactual attributes: re-run the query step, rollout and scoring (no new CoT)."""
     session = _need(session)
     before = session["result"]
     try:
-        after = _with_attributes(session["config"], before, session["clip"], attributes or "")
+        after = attributes_on_gpu(_job(ctx, session, attributes=attributes or ""))
     except SteerSegError as err:
         raise gr.Error(public_message(err)) from None
     session["result"], session["clicks"] = after, []
@@ -116,8 +109,9 @@ def rerun_with_attributes(session: dict | None, attributes: str) -> tuple:
              f"(s={new.s:.3f}); point ({old.point_xy[0]:.0f}, {old.point_xy[1]:.0f}) → "
              f"({new.point_xy[0]:.0f}, {new.point_xy[1]:.0f})")
     highlights, summary = attribute_view(session)
-    return (moved, visualize.keyframe_heatmaps(session["clip"], after.grounding), highlights, summary,
-            _result_json(after), session)
+    clip = session_clip(session, ctx.config.limits)
+    return (moved, visualize.keyframe_heatmaps(clip, after.grounding), highlights, summary,
+            _result_json(ctx, after), session)
 
 
 def build_diagnostics_section(ctx: AppContext, session: gr.State) -> None:
@@ -150,8 +144,8 @@ def build_diagnostics_section(ctx: AppContext, session: gr.State) -> None:
             cf_heatmaps = gr.Gallery(label="frame-level attention with these attributes", columns=4, height=280)
             cf_json = gr.File(label="result.json of the counterfactual run", interactive=False)
     explain.click(attribute_view, [session], [highlights, summary], api_name="attribute_attention")
-    compare.click(compare_readouts, [session, frame], [panel, points, readouts_json, session],
+    compare.click(partial(compare_readouts, ctx), [session, frame], [panel, points, readouts_json, session],
                   api_name="compare_readouts", concurrency_id="gpu", concurrency_limit=limit)
-    score.click(score_ground_truth, [session, gt_files], [scores, gt_json, session], api_name="score_ground_truth")
-    rerun.click(rerun_with_attributes, [session, attrs], [moved, cf_heatmaps, highlights, summary, cf_json, session],
+    score.click(partial(score_ground_truth, ctx), [session, gt_files], [scores, gt_json, session], api_name="score_ground_truth")
+    rerun.click(partial(rerun_with_attributes, ctx), [session, attrs], [moved, cf_heatmaps, highlights, summary, cf_json, session],
                 api_name="counterfactual_attributes", concurrency_id="gpu", concurrency_limit=limit)

@@ -10,6 +10,7 @@ folder, where the Segment tab lists them. All logic lives in ``steerseg_core.tra
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,28 @@ from .context import AppContext
 POLL_S = 2.0
 _DEFAULTS = TrainConfig()
 _plot_cache: dict[str, tuple[float, Any]] = {}
+# Lines of a run's log that say nothing about the run (library deprecation notices, weight-loading
+# progress bars): left out of the tab's log tail, which is short.
+LOG_NOISE = ("[transformers]", "Loading weights:", "Writing model shards:", "warnings.warn(", "FutureWarning",
+             "DeprecationWarning", "UserWarning")
+LOG_LINES = 8
+
+
+def warmup_note(steps: int, lr: float, warmup: int = _DEFAULTS.warmup_steps) -> str:
+    """A warning when a run ends inside the learning-rate warm-up (it never trains at ``lr``)."""
+    if steps >= 2 * warmup:
+        return ""
+    peak = lr * min(steps, warmup) / warmup
+    where = "ends inside" if steps <= warmup else "spends most of its steps in"
+    return (f"⚠️ {steps} steps {where} the {warmup}-step learning-rate warm-up: the rate peaks at {peak:.1e} "
+            f"instead of {lr:.1e}. Use at least {2 * warmup} steps for the schedule the paper used.")
+
+
+def log_tail(run_dir: Path, lines: int = LOG_LINES) -> str:
+    """The last ``lines`` lines of the run's log that are not ``LOG_NOISE``."""
+    text = runs.log_tail(run_dir, 400)
+    kept = [ln for ln in text.splitlines() if not any(n in ln for n in LOG_NOISE)]
+    return "\n".join(kept[-lines:])
 
 
 def backbone_choices(ctx: AppContext) -> list[str]:
@@ -74,8 +97,9 @@ def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float
         launched = runs.launch_run(ctx.runs_dir, req, ctx.checkpoints_dir)
     except (SteerSegError, ValueError, TypeError) as err:
         return f"**Not started.** {public_message(err)}", gr.update()
+    note = warmup_note(req.steps, req.lr)
     return (f"Started **{launched.run_id}** (pid {launched.pid}). It runs in the background: you can close "
-            "this page and come back.", _runs_update(ctx, launched.run_id))
+            "this page and come back." + (f"  \n{note}" if note else ""), _runs_update(ctx, launched.run_id))
 
 
 def resume_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any]:
@@ -111,8 +135,16 @@ def status_markdown(status: dict[str, Any], records: list[dict[str, Any]]) -> st
     state = status.get("state", "unknown")
     step, total = int(status.get("step") or 0), int(status.get("total_steps") or 0)
     pct = f" ({100 * step / total:.0f} %)" if total else ""
-    lines = [f"**{status.get('run_id', '')}** — **{state}** · step {step} / {total}{pct} · "
-             f"ETA {runs.eta_text(status.get('eta_s')) if state == 'running' else '–'}"]
+    if state == "running":
+        eta = f"ETA {runs.eta_text(status.get('eta_s'))}"
+    elif state == "starting" and status.get("started_at"):
+        eta = f"loading the model ({max(0.0, time.time() - float(status['started_at'])):.0f} s so far; ETA after it loads)"
+    else:
+        eta = "ETA –"
+    lines = [f"**{status.get('run_id', '')}** — **{state}** · step {step} / {total}{pct} · {eta}"]
+    warmup = _DEFAULTS.warmup_steps
+    if state in ("running", "starting") and step < warmup:
+        lines.append(f"learning-rate warm-up: step {step} of {warmup}")
     train, val = plots.split_metrics(records)
     if train:
         last = train[-1]
@@ -153,7 +185,7 @@ def watch_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any, str | None
         _plot_cache[str(run_dir)] = (mtime, fig)
     maps = run_dir / "val_maps_latest.png"
     return (status_markdown(status, records), fig, str(maps) if maps.exists() else None,
-            redact_paths(runs.log_tail(run_dir, 8)))  # the log names server folders
+            redact_paths(log_tail(run_dir)))  # the log names server folders
 
 
 def refresh_runs(ctx: AppContext, current: str | None, known: list[str] | None = None) -> tuple[Any, list[str]]:

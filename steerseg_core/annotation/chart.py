@@ -20,8 +20,15 @@ COLOURS = {"True": "#2e7d32", "False": "#c62828", "Skip": "#9e9e9e", "accurate":
 
 
 def study_chart(stats: StudyStats) -> Figure:
+    """Reasoning judgements per annotator, and (when segmentation accuracy is known: an evaluation
+    run's J&F or annotators' answers) segmentation accuracy by reasoning verdict. Without any
+    segmentation accuracy the second panel is left out rather than drawn empty."""
+    with_seg = has_segmentation_accuracy(stats)
     fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2, width_ratios=[3, 2])
+    if with_seg:
+        ax1, ax2 = fig.subplots(1, 2, width_ratios=[3, 2])
+    else:
+        ax1, ax2 = fig.subplots(1, 1), None
     rows = list(stats.annotators)
     if len(rows) != 1:
         rows.append(stats.consensus)
@@ -39,6 +46,8 @@ def study_chart(stats: StudyStats) -> Figure:
     ax1.set_xlabel(f"items (of {stats.n_items})")
     ax1.set_title("Reasoning judgements", fontsize=10)
     ax1.legend(loc="lower right", fontsize=8)
+    if ax2 is None:
+        return fig
 
     groups = [("correct", TRUE), ("incorrect", FALSE)]
     acc = [stats.cross_table.cells[v]["accurate"] for _, v in groups]
@@ -54,6 +63,11 @@ def study_chart(stats: StudyStats) -> Figure:
     ax2.set_title(f"Segmentation by reasoning\n({stats.cross_table.seg_source})", fontsize=9)
     ax2.legend(loc="upper right", fontsize=8)
     return fig
+
+
+def has_segmentation_accuracy(stats: StudyStats) -> bool:
+    """Whether any item's segmentation accuracy is known (J&F attached or answered)."""
+    return stats.cross_table.seg_source != "none"
 
 
 def save_chart(stats: StudyStats, path: Path | str) -> Path:

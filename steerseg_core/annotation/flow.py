@@ -88,17 +88,17 @@ def statistics(db_path: Path | str, study: int | str, *, password: str | None = 
                jf_threshold: float = DEFAULT_JF_THRESHOLD, service: ServiceConfig | None = None) -> StudyStats:
     """Every annotator's statistics for one study (password-guarded like the answers)."""
     check_password(password, service)
-    return study_statistics(db_path, _study_id(study), jf_threshold=jf_threshold)
+    return study_statistics(db_path, parse_study_id(study), jf_threshold=jf_threshold)
 
 
 def export(db_path: Path | str, study: int | str, out_dir: Path | str, *, password: str | None = None,
            jf_threshold: float = DEFAULT_JF_THRESHOLD, service: ServiceConfig | None = None) -> dict[str, Path]:
     """Write the study's export files (every annotator's labels and notes) into ``out_dir``."""
     check_password(password, service)
-    return export_study(db_path, _study_id(study), out_dir, jf_threshold=jf_threshold)
+    return export_study(db_path, parse_study_id(study), out_dir, jf_threshold=jf_threshold)
 
 
-def _study_id(study: int | str | None) -> int:
+def parse_study_id(study: int | str | None) -> int:
     text = str(study if study is not None else "").strip().lstrip("#")
     if not text:
         raise InputError("choose a study first")
@@ -137,7 +137,7 @@ def show_item(
     annotator's place so a refresh resumes here."""
     check_password(password, service)
     annotator = normalise_annotator(annotator)
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     info = store.get_study(db_path, study_id)
     if info.n_samples == 0:
         return ItemView(study_id=study_id, study_name=info.name, message="this study has no items")
@@ -176,7 +176,7 @@ def open_study(
     """Resume: where this annotator last was, else their first unanswered item, else item 1."""
     check_password(password, service)
     annotator = normalise_annotator(annotator)
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     position = store.get_cursor(db_path, study_id, annotator)
     if position is None:
         position = first_unlabelled(db_path, study_id, annotator)
@@ -191,7 +191,7 @@ def navigate(
 ) -> ItemView:
     """``action``: "prev", "next", "unlabelled" (next unanswered) or "jump" (to 1-based ``target``)."""
     check_password(password, service)
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     annotator = normalise_annotator(annotator)
     message = ""
     if action == "prev":
@@ -223,7 +223,7 @@ def answer(
     answer if given — then show the next unanswered item (or stay when all are done)."""
     check_password(password, service)
     annotator = normalise_annotator(annotator)
-    study_id = _study_id(study)
+    study_id = parse_study_id(study)
     label = normalise_label(label)
     store.record_judgement(db_path, study_id, position, annotator, label, note, question=REASONING)
     if seg_label not in (None, ""):
