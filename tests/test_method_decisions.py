@@ -236,7 +236,8 @@ def test_dataset_means_are_over_objects_not_sequences():
 def test_revos_overall_is_the_mean_of_its_two_groups(tmp_path):
     """ReVOS official script: overall = mean(referring, reasoning), not the mean over expressions.
     Two referring expressions at 1.0 and one reasoning at 0.0 → 0.5 (the pooled mean is 2/3)."""
-    from steerseg_core.eval.benchmarks import open_benchmark
+    from steerseg_core.datasets import open_benchmark
+    from steerseg_core.eval.summaries import summarize
 
     from .test_eval_benchmarks import build_revos
 
@@ -245,7 +246,7 @@ def test_revos_overall_is_the_mean_of_its_two_groups(tmp_path):
                {"key": "b", "group": "referring", "J": 1.0, "F": 0.8},
                {"key": "c", "group": "reasoning", "J": 0.0, "F": 0.2},
                {"key": "d", "group": "no-target", "J": None, "F": None}]
-    groups = {g["name"]: g for g in bench.summarize(records)["groups"]}
+    groups = {g["name"]: g for g in summarize(bench, records)["groups"]}
     assert groups["referring"]["J"] == pytest.approx(1.0) and groups["referring"]["F"] == pytest.approx(0.9)
     assert groups["reasoning"]["J&F"] == pytest.approx(0.1)
     assert groups["overall"]["J"] == pytest.approx(0.5) and groups["overall"]["F"] == pytest.approx(0.55)
@@ -255,8 +256,9 @@ def test_revos_overall_is_the_mean_of_its_two_groups(tmp_path):
 def test_refdavis_overall_is_the_mean_of_annotator_runs(tmp_path):
     """Ref-DAVIS17: each annotator run scored on its own, the headline their mean (unequal
     numbers of expressions per run must not weigh the runs)."""
-    from steerseg_core.eval.benchmarks import open_benchmark
-    from steerseg_core.eval.benchmarks.refdavis import ANNOTATORS
+    from steerseg_core.datasets import open_benchmark
+    from steerseg_core.datasets.refdavis import ANNOTATORS
+    from steerseg_core.eval.summaries import summarize
 
     from .test_eval_benchmarks import build_refdavis
 
@@ -266,6 +268,6 @@ def test_refdavis_overall_is_the_mean_of_annotator_runs(tmp_path):
     records = [{"key": keys[0], "group": a, "J": 1.0, "F": 1.0},
                {"key": keys[1], "group": a, "J": 1.0, "F": 1.0},
                {"key": keys[2], "group": b, "J": 0.0, "F": 0.4}]
-    groups = {g["name"]: g for g in bench.summarize(records)["groups"]}
+    groups = {g["name"]: g for g in summarize(bench, records)["groups"]}
     assert groups["overall"]["J"] == pytest.approx(0.5) and groups["overall"]["F"] == pytest.approx(0.7)
     assert groups["overall"]["J&F"] == pytest.approx(0.6)

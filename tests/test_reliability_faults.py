@@ -404,7 +404,8 @@ def test_a_resume_keeps_the_settings_the_run_was_started_with(tmp_path):
     out.mkdir()
     started = TrainConfig(data="d", out=str(out), steps=40, export_dir=None, name="mine", lr=1e-3)
     (out / "config.json").write_text(json.dumps(started.to_dict()))
-    resumed = resumed_config(TrainConfig(out=str(out), export_dir="checkpoints", device="cpu", lock_file="l"))
+    resumed = resumed_config(TrainConfig.from_dict(dict(out=str(out), export_dir="checkpoints", device="cpu",
+                                                        lock_file="l")))
     assert resumed.export_dir is None and resumed.name == "mine" and resumed.lr == 1e-3 and resumed.steps == 40
     assert (resumed.device, resumed.lock_file) == ("cpu", "l")  # where it runs comes from the resume
 

@@ -74,7 +74,8 @@ def test_the_app_shows_and_uses_the_limits(limits_env, tmp_path):
     expression = next(b for b in demo.blocks.values() if isinstance(b, gr.Textbox) and b.label == "expression")
     assert expression.max_length == 77
     gpu = [f for f in demo.fns.values() if f.concurrency_id == "gpu"]
-    assert {"segment", "apply_clicks"} <= {f.api_name for f in gpu} and len(gpu) == 3  # + the tiny try-out
+    assert {"segment", "apply_clicks", "compare_readouts", "counterfactual_attributes"} <= {f.api_name for f in gpu}
+    assert len(gpu) == 5  # + the tiny try-out
     assert all(f.concurrency_limit == 2 and f.validator is not None for f in gpu)
     assert app.launch_kwargs(app.parse_args([]), ctx)["max_file_size"] == int(12.5 * 2**20)  # bytes, as the core counts
 

@@ -24,9 +24,9 @@ from steerseg_core import visualize
 from steerseg_core.errors import SteerSegError, public_message
 from steerseg_core.types import SegmentationResult
 
+from .clips import session_clip
 from .context import AppContext
 from .gpu import GpuJob, attributes_on_gpu, readouts_on_gpu
-from .segment import session_clip
 
 
 def _need(session: dict | None) -> dict:
@@ -114,9 +114,19 @@ def rerun_with_attributes(ctx: AppContext, session: dict | None, attributes: str
             _result_json(ctx, after), session)
 
 
-def build_diagnostics_section(ctx: AppContext, session: gr.State) -> None:
-    """The "See why" accordion; placed in the Segment tab with one call."""
+def build_diagnostics_section(ctx: AppContext, session: gr.State, line: Any = None, busy: Any = None) -> None:
+    """The "See why" accordion; placed in the Segment tab with one call. Its two model calls share
+    the tab's GPU queue: ``busy`` (the tab's validator) admits them, ``line`` counts them as waiting
+    until they start."""
     limit = ctx.config.limits.max_concurrent_jobs
+
+    def started(fn):
+        def run(*args: Any) -> Any:
+            if line is not None:
+                line.start()  # admitted by ``busy``; running now
+            return fn(ctx, *args)
+        return run
+
     with gr.Accordion("See why (the paper's diagnostics on this clip)", open=False):
         with gr.Tab("Attribute attention"):
             explain = gr.Button("Show attribute attention")
@@ -144,8 +154,9 @@ def build_diagnostics_section(ctx: AppContext, session: gr.State) -> None:
             cf_heatmaps = gr.Gallery(label="frame-level attention with these attributes", columns=4, height=280)
             cf_json = gr.File(label="result.json of the counterfactual run", interactive=False)
     explain.click(attribute_view, [session], [highlights, summary], api_name="attribute_attention")
-    compare.click(partial(compare_readouts, ctx), [session, frame], [panel, points, readouts_json, session],
-                  api_name="compare_readouts", concurrency_id="gpu", concurrency_limit=limit)
+    compare.click(started(compare_readouts), [session, frame], [panel, points, readouts_json, session],
+                  api_name="compare_readouts", concurrency_id="gpu", concurrency_limit=limit, validator=busy)
     score.click(partial(score_ground_truth, ctx), [session, gt_files], [scores, gt_json, session], api_name="score_ground_truth")
-    rerun.click(partial(rerun_with_attributes, ctx), [session, attrs], [moved, cf_heatmaps, highlights, summary, cf_json, session],
-                api_name="counterfactual_attributes", concurrency_id="gpu", concurrency_limit=limit)
+    rerun.click(started(rerun_with_attributes), [session, attrs],
+                [moved, cf_heatmaps, highlights, summary, cf_json, session],
+                api_name="counterfactual_attributes", concurrency_id="gpu", concurrency_limit=limit, validator=busy)

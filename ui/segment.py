@@ -16,20 +16,20 @@ import copy
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from steerseg_core import access, visualize
-from steerseg_core.config import DEFAULT_BACKBONE, LimitsConfig, SteerSegConfig, parse_layer_range
+from steerseg_core.config import DEFAULT_BACKBONE, SteerSegConfig, parse_layer_range
 from steerseg_core.errors import ModelLoadError, SteerSegError, public_message
 from steerseg_core.grounding.grounder import soft_prompts_note
 from steerseg_core.grounding.soft_prompts import NONE_SOURCES, SEED_SOURCE, list_checkpoints
 from steerseg_core.stages import SAM2_GROUP, Stage
 from steerseg_core.types import Clip, SegmentationResult
 
+from .clips import session_clip
 from .context import AppContext
 from .gpu import GpuJob, refine_on_gpu, segment_on_gpu
 
@@ -53,10 +53,6 @@ HEATMAP_HELP = (
     "branch generated; the dot is the map's peak, SAM2's starting point. **S_vid**: the video pass, one tile per "
     "frame; the **query word** box is the video branch's word. **Candidates**: each tracklet's mask at its "
     "source keyframe, captioned #index, ★ when chosen, and its score s.")
-# Clips decoded for the app's handlers, shared by every session (bounded: never one per session).
-CLIP_CACHE_SIZE = 2
-_clips: OrderedDict[tuple[str, float], Clip] = OrderedDict()
-_clips_lock = threading.Lock()
 
 
 def _configured_soft_prompts(ctx: AppContext) -> str | None:
@@ -117,31 +113,6 @@ def _progress_callback(progress: gr.Progress | None):
         progress(lo + (hi - lo) * max(0.0, min(1.0, fraction)), desc=stage)
 
     return report
-
-
-def session_clip(session: dict[str, Any], limits: LimitsConfig) -> Clip:
-    """The session's clip, decoded from its file (or from the small shared cache)."""
-    from steerseg_core.video import load_clip
-
-    path = str(session["video"])
-    try:
-        key = (path, Path(path).stat().st_mtime)
-    except OSError:
-        raise gr.Error("The uploaded clip is no longer on the server (uploads expire); please upload it again "
-                       "and segment once more.") from None
-    with _clips_lock:
-        if key in _clips:
-            _clips.move_to_end(key)
-            return _clips[key]
-    try:
-        clip = load_clip(path, limits)
-    except SteerSegError as err:
-        raise gr.Error(public_message(err)) from None
-    with _clips_lock:
-        _clips[key] = clip
-        while len(_clips) > CLIP_CACHE_SIZE:
-            _clips.popitem(last=False)
-    return clip
 
 
 def candidate_number(result: SegmentationResult) -> gr.Number:
@@ -480,13 +451,12 @@ def build_segment_tab(ctx: AppContext) -> None:
     # a run (result + the clip's path) stays in memory for its session: at most 3 h, never longer
     # than its downloads; the decoded clip is not kept in it (see ``session_clip``)
     session = gr.State(None, time_to_live=min(3 * 3600, ctx.outputs_max_age))
-    from .diagnostics import build_diagnostics_section
-
-    build_diagnostics_section(ctx, session)  # "See why" (#15): its own module
-
     limit = cfg.limits.max_concurrent_jobs
     line = WaitingLine()
     busy = busy_validator(ctx, line)
+    from .diagnostics import build_diagnostics_section
+
+    build_diagnostics_section(ctx, session, line, busy)  # "See why" (#15): its own module
     run_outputs = [status, reasoning, attributes, query_word, heatmaps, vid_tiles, cand_gallery, cand_table,
                    cand_index, overlay, files, frame_img, frame_slider, clicks_text, timings, session]
     view_outputs = [status, cand_gallery, cand_table, cand_index, overlay, files, frame_img, clicks_text, session]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,8 @@ class SoftPrompts(nn.Module):
             raise CheckpointError(f"soft prompts must be two (N_p, d) tensors; got {tuple(frame.shape)} "
                                   f"and {tuple(video.shape)}")
         if frame.shape[0] < 1 or frame.shape[1] < 1:  # zero prompts steer nothing: never "in use"
-            raise CheckpointError(f"soft prompts must have at least one row of at least one value; got "
+            raise CheckpointError(f"soft prompts have zero prompt rows or zero width: need at least one row "
+                                  f"of at least one value; got "
                                   f"{tuple(frame.shape)}")
         self.frame = nn.Parameter(frame.float().clone())
         self.video = nn.Parameter(video.float().clone())
@@ -208,7 +208,9 @@ def hub_reference(spec: str) -> tuple[str, str] | None:
 
 def _hub_download(repo: str, filename: str) -> Path:
     """Checkpoint + sidecar from the hub (or its local cache); a clear message when unavailable."""
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    from ..config import service_from_env
+
+    offline = service_from_env().hub_offline
     how = (f"download it where the hub is reachable (`hf download {repo} {filename}`) and copy the "
            "Hugging Face cache here, or pass the local .safetensors file with --soft-prompts / "
            "STEERSEG_SOFT_PROMPTS")
