@@ -136,10 +136,15 @@ def test_tiny_try_out_builds_its_models_once(tmp_path):
     from ui import segment
 
     ctx = AppContext(config=SteerSegConfig(), cache_dir=tmp_path / "cache")
-    backbone, sam2, note = segment.prepare_tiny_models(ctx)
-    assert has_tiny_marker(backbone) and has_tiny_marker(sam2) and "meaningless" in note
+    names = segment.prepare_tiny_models(ctx)
+    assert names[:2] == (segment.TINY_CHOICE, segment.TINY_CHOICE) and "meaningless" in names[2]
+    assert str(tmp_path) not in "".join(names)  # a name on the page, never the server folder
+    cfg = segment.build_config(ctx, segment.TINY_CHOICE, segment.NO_SOFT_PROMPTS, True, True, 0.3, 2, 2, "", 0.7,
+                               segment.TINY_CHOICE)
+    backbone, sam2 = cfg.grounding.backbone, cfg.segment.sam2
+    assert has_tiny_marker(backbone) and has_tiny_marker(sam2) and backbone.startswith(str(tmp_path))
     stamp = (Path(backbone) / "config.json").stat().st_mtime_ns
-    assert segment.prepare_tiny_models(ctx)[:2] == (backbone, sam2)
+    assert segment.prepare_tiny_models(ctx) == names
     assert (Path(backbone) / "config.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
     missing = segment.model_missing_text("'Qwen/Qwen2.5-VL-7B-Instruct' is not cached and the hub is offline")
     assert "Advanced → backbone" in missing and segment.TINY_BUTTON in missing

@@ -55,12 +55,14 @@ def test_segment_in_browser(ctx, clip_mp4, tmp_path):  # noqa: F811
                     assert box.input_value() == str(target)
                     # an error leaves every result in place and stays readable in the status line
                     box.fill("7")
+                    box.press("Tab")  # commit the value, as a user leaving the box does
                     page.get_by_role("button", name="Use this candidate").click()
                     status.get_by_text("candidate 7 does not exist").wait_for(timeout=60_000)
                     assert page.locator(".steerseg-gallery").nth(2).locator("button.thumbnail-item").count() == n
                     page.wait_for_timeout(500)
                     assert page.locator("[aria-colindex]", has_text="s_vid").count() >= 1
                     box.fill(str(target))
+                    box.press("Tab")
                     page.get_by_role("button", name="Use this candidate").click()
                     status.get_by_text(f"#{target} chosen").wait_for(timeout=60_000)
                 shot = tmp_path / f"segment_{width}.png"

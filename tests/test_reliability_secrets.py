@@ -274,6 +274,6 @@ def test_training_from_the_page_is_off_on_a_public_space(monkeypatch, tmp_path):
     from ui.train import start_run
 
     service = service_from_env({"SPACE_ID": "someone/steerseg"})
-    ctx = AppContext(runs_dir=tmp_path / "runs", checkpoints_dir=tmp_path / "ckpt", service=service)
+    ctx = AppContext(runs_dir=tmp_path / "runs", checkpoints_dir=tmp_path / "ckpt", service_config=service)
     msg, _ = start_run(ctx, str(tmp_path), "x", 10, 5e-4, 4, "", "")
     assert "disabled on this public Space" in msg and not (tmp_path / "runs").exists()

@@ -128,7 +128,7 @@ class AnnotateHandlers:
         self.ctx = ctx
 
     def _common(self) -> dict[str, Any]:
-        return {"cache_dir": self.ctx.cache_dir, "limits": self.ctx.config.limits}
+        return {"cache_dir": self.ctx.cache_dir, "limits": self.ctx.config.limits, "service": self.ctx.service}
 
     # Every handler that reads or writes study data passes the caller's password to ``flow``, which
     # checks it (when STEERSEG_ANNOTATE_PASSWORD is set) before touching the database: events are
@@ -136,7 +136,7 @@ class AnnotateHandlers:
 
     def studies(self, password: str | None = None) -> Any:
         try:
-            return gr.update(choices=flow.study_choices(self.ctx.db_path, password))
+            return gr.update(choices=flow.study_choices(self.ctx.db_path, password, self.ctx.service))
         except SteerSegError as err:
             raise gr.Error(public_message(err)) from None
 
@@ -154,10 +154,10 @@ class AnnotateHandlers:
         """On page load: refresh the study list and reopen the study the browser remembers, where
         this annotator stopped."""
         name, study = (list(remembered or []) + ["", ""])[:2]
-        if flow.password_required():  # the browser never keeps the password: the annotator reopens
+        if flow.password_required(self.ctx.service):  # the browser never keeps the password: the annotator reopens
             return (str(name or "")[:64], gr.skip()) + tuple(gr.skip() for _ in range(_NUM_VIEW_OUTPUTS))
         try:
-            choices = flow.study_choices(self.ctx.db_path)
+            choices = flow.study_choices(self.ctx.db_path, service=self.ctx.service)
         except SteerSegError:
             choices = []
         nothing = (gr.skip(), gr.update(choices=choices)) + tuple(gr.skip() for _ in range(_NUM_VIEW_OUTPUTS))
@@ -230,7 +230,7 @@ class AnnotateHandlers:
         try:
             from steerseg_core.annotation.chart import has_segmentation_accuracy, study_chart
 
-            s = flow.statistics(self.ctx.db_path, study, password=password,
+            s = flow.statistics(self.ctx.db_path, study, password=password, service=self.ctx.service,
                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             text = stats_markdown(s)
             if not has_segmentation_accuracy(s):
@@ -247,7 +247,7 @@ class AnnotateHandlers:
         from steerseg_core.annotation import create_study
 
         try:
-            flow.check_password(password)
+            flow.check_password(password, self.ctx.service)
             if not source:
                 raise SteerSegError("upload the expressions file (meta_expressions.json, .csv or .json list) first")
             st = create_study(self.ctx.db_path, source, name=name, n=int(n or DEFAULT_STUDY_N),
@@ -255,7 +255,7 @@ class AnnotateHandlers:
                               frames_root=(frames or "").strip() or None, segmentation_question=bool(seg_question))
         except SteerSegError as err:
             return gr.skip(), f"⚠️ {_md(public_message(err))}", gr.skip()
-        choices = flow.study_choices(self.ctx.db_path, password)
+        choices = flow.study_choices(self.ctx.db_path, password, self.ctx.service)
         return (gr.update(choices=choices, value=str(st.id)),
                 f"Created study **#{st.id} {_md(st.name)}** ({st.n_samples} items). Items get attributes with "
                 "`python -m steerseg_core annotate generate`; press **Open / resume** to start.",
@@ -265,9 +265,9 @@ class AnnotateHandlers:
                ) -> tuple[list[str] | None, str]:
         out = None
         try:  # a per-export folder under the outputs root, pruned with the Segment tab's downloads
-            flow.check_password(password)  # before any folder is made
+            flow.check_password(password, self.ctx.service)  # before any folder is made
             out = self.ctx.new_output_dir()
-            paths = flow.export(self.ctx.db_path, study, out, password=password,
+            paths = flow.export(self.ctx.db_path, study, out, password=password, service=self.ctx.service,
                                 jf_threshold=DEFAULT_JF_THRESHOLD if jf_threshold is None else float(jf_threshold))
             return [str(p) for p in paths.values()], f"exported {len(paths)} files"
         except (SteerSegError, OSError) as err:
@@ -282,7 +282,7 @@ def limits_text(ctx: AppContext) -> str:
     """What the tab requires and bounds (names, password, previews from ``LimitsConfig``)."""
     lim = ctx.config.limits
     need = "an annotator name (up to 64 characters)"
-    if flow.password_required():
+    if flow.password_required(ctx.service):
         need += " and the shared annotation password"
     return (f"<small>Answers need {need} and are saved at once. Clip previews: at most "
             f"{min(lim.max_gif_frames, DEFAULT_PREVIEW_FRAMES)} frames, {lim.max_gif_bytes / 2**20:g} MB.</small>")
@@ -292,7 +292,7 @@ def build_annotate_tab(ctx: AppContext) -> None:
     """Lay out the tab inside the caller's ``gr.Tab`` and wire its events."""
     h = AnnotateHandlers(ctx)
     try:  # with a password, even the study names wait for it (↻ after typing it)
-        choices = [] if flow.password_required() else flow.study_choices(ctx.db_path)
+        choices = [] if flow.password_required(ctx.service) else flow.study_choices(ctx.db_path, service=ctx.service)
     except SteerSegError:
         choices = []
     gr.Markdown("Judge whether the **attributes** the model derived identify the object the expression "
@@ -302,7 +302,7 @@ def build_annotate_tab(ctx: AppContext) -> None:
     remembered = gr.BrowserState(["", ""], storage_key="steerseg-annotate")
     with gr.Row():
         annotator = gr.Textbox(label="Annotator name", max_length=64, elem_id="annotate-annotator", scale=2)
-        password = gr.Textbox(label="Annotation password", type="password", visible=flow.password_required(),
+        password = gr.Textbox(label="Annotation password", type="password", visible=flow.password_required(ctx.service),
                               elem_id="annotate-password", scale=1)
         study = gr.Dropdown(label="Study", choices=choices, value=None, elem_id="annotate-study", scale=3)
         refresh = gr.Button("↻", elem_id="annotate-refresh", scale=0, min_width=40)

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from steerseg_core.config import PathsConfig, ServiceConfig, SteerSegConfig
+from steerseg_core.config import PathsConfig, ServiceConfig, SteerSegConfig, service_from_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,14 +30,21 @@ class AppContext:
     outputs_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "steerseg_outputs")
     # Seconds one run's downloads (and its app session) are kept.
     outputs_max_age: float = 6 * 3600.0
-    service: ServiceConfig = field(default_factory=ServiceConfig)
+    # The service switches (Space, training, password, allow-lists). None: read through
+    # ``service_from_env`` at each use (a context built by hand, e.g. in a test); app.py fixes them
+    # at startup.
+    service_config: ServiceConfig | None = None
+
+    @property
+    def service(self) -> ServiceConfig:
+        return self.service_config if self.service_config is not None else service_from_env()
 
     @classmethod
     def from_config(cls, config: SteerSegConfig, paths: PathsConfig, service: ServiceConfig) -> AppContext:
         """The context of an app configured by ``config``, ``paths`` and ``service`` (see app.py)."""
         return cls(config=config, db_path=paths.db, checkpoints_dir=paths.checkpoints, runs_dir=paths.runs,
                    cache_dir=paths.cache, examples_dir=paths.examples, outputs_dir=paths.outputs,
-                   outputs_max_age=paths.outputs_max_age, service=service)
+                   outputs_max_age=paths.outputs_max_age, service_config=service)
 
     @property
     def tiny_models_dir(self) -> Path:

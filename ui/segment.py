@@ -42,6 +42,8 @@ SAM2_SIZES = list(access.SAM2_SIZES)
 STAGE_SPAN = {Stage.COT.group: (0.0, 0.15), Stage.FRAME_ROLLOUT.group: (0.15, 0.45),
               Stage.VIDEO_ROLLOUT.group: (0.45, 0.55), SAM2_GROUP: (0.55, 0.95), Stage.SCORING.group: (0.95, 1.0)}
 TINY_BUTTON = "Try it with tiny random-weight models"
+# What the backbone and SAM2 boxes hold for the tiny try-out models (built under the cache folder).
+TINY_CHOICE = "tiny (random weights, built here)"
 SCORE_HELP = (
     "**How candidates are scored.** s = α·s_frm + (1−α)·s_vid. **s_frm**: Pearson correlation between a "
     "tracklet's mask logits at the keyframes and the frame-level attention S_frm; **s_vid**: the same with the "
@@ -78,9 +80,16 @@ def build_config(ctx: AppContext, backbone: str, soft_choice: str, use_cot: bool
                  t_frame: int, t_video: int, layers: str, nms_iou: float, sam2: str) -> SteerSegConfig:
     cfg = copy.deepcopy(ctx.config)
     gr_cfg, seg = cfg.grounding, cfg.segment
-    # On a Space a caller picks from the allow-list only (any hub id would be downloaded and loaded).
-    backbone = access.check_model_choice("backbone", backbone, ctx.config.grounding.backbone)
-    sam2 = access.check_model_choice("sam2", sam2, ctx.config.segment.sam2)
+    # The tiny try-out models go by name (their folder is a server path); anything else must, on a
+    # Space, come from the allow-list (any hub id would be downloaded and loaded).
+    if (backbone or "").strip() == TINY_CHOICE:
+        backbone = str(ctx.tiny_models_dir / "qwen2_5_vl")
+    else:
+        backbone = access.check_model_choice("backbone", backbone, ctx.config.grounding.backbone, ctx.service)
+    if (sam2 or "").strip() == TINY_CHOICE:
+        sam2 = str(ctx.tiny_models_dir / "sam2")
+    else:
+        sam2 = access.check_model_choice("sam2", sam2, ctx.config.segment.sam2, ctx.service)
     gr_cfg.backbone = (backbone or "").strip() or gr_cfg.backbone
     gr_cfg.use_cot, gr_cfg.use_soft_prompts = bool(use_cot), bool(use_soft)
     gr_cfg.soft_prompts = None  # no soft prompts unless a source is chosen (never a silent seed)
@@ -357,8 +366,9 @@ def busy_validator(ctx: AppContext, line: WaitingLine):
 
 
 def prepare_tiny_models(ctx: AppContext) -> tuple[str, str, str]:
-    """Build (once) the tiny random-weight backbone and SAM2 under the cache folder; returns the
-    backbone folder, the SAM2 folder and a status line saying what they are."""
+    """Build (once) the tiny random-weight backbone and SAM2 under the cache folder; returns their
+    name for the backbone and SAM2 boxes (``TINY_CHOICE``, resolved by ``build_config``: a server
+    path never reaches the page) and a status line saying what they are."""
     from steerseg_core.files import has_tiny_marker
 
     root = ctx.tiny_models_dir
@@ -369,7 +379,7 @@ def prepare_tiny_models(ctx: AppContext) -> tuple[str, str, str]:
 
         make_tiny_qwen(backbone, "qwen2_5_vl")
         make_tiny_sam2(sam2)
-    return (str(backbone), str(sam2),
+    return (TINY_CHOICE, TINY_CHOICE,
             "⚠️ **Tiny random-weight models selected** (Advanced → backbone and SAM2): every step runs and is "
             "shown, but the outputs are meaningless. Put a real model back under Advanced for real results.")
 

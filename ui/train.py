@@ -83,8 +83,8 @@ def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float
     (``access.check_training``: the same rule for start, resume, stop and demo data), and the
     backbone must be one the Space offers."""
     try:
-        access.check_training()
-        backbone = access.check_model_choice("backbone", backbone, ctx.config.grounding.backbone)
+        access.check_training(ctx.service)
+        backbone = access.check_model_choice("backbone", backbone, ctx.config.grounding.backbone, ctx.service)
         data = (data or "").strip()
         if data == DEMO_DATA:  # the demo dataset by name: its server path never reaches the page
             data = str(_demo_data_dir(ctx))
@@ -104,7 +104,7 @@ def start_run(ctx: AppContext, data: str, backbone: str, steps: float, lr: float
 
 def resume_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any]:
     try:
-        access.check_training()
+        access.check_training(ctx.service)
     except SteerSegError as err:
         return f"**Not resumed.** {public_message(err)}", gr.update()
     if not run_id:
@@ -122,7 +122,7 @@ def resume_run(ctx: AppContext, run_id: str | None) -> tuple[str, Any]:
 def stop_run(ctx: AppContext, run_id: str | None) -> str:
     """Stop button: SIGTERM → the run checkpoints and exits."""
     try:
-        access.check_training()
+        access.check_training(ctx.service)
     except SteerSegError as err:
         return f"**Not stopped.** {public_message(err)}"
     run_dir = _run_dir(ctx, run_id)
@@ -213,7 +213,7 @@ def make_demo_data(ctx: AppContext) -> tuple[Any, str]:
     from steerseg_core.testing.synthetic import make_synthetic_dataset
 
     try:
-        access.check_training()
+        access.check_training(ctx.service)
     except SteerSegError as err:
         return gr.update(), f"**No demo data.** {public_message(err)}"
     out = _demo_data_dir(ctx)
