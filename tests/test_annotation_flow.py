@@ -264,3 +264,11 @@ def test_a_study_is_created_from_the_tab(tmp_path, monkeypatch, data_dir):
     monkeypatch.setenv("STEERSEG_ANNOTATE_PASSWORD", "pw")
     assert "password" in h.create("nope", str(upload), str(meta.parent), "other", 3, 7, False)[1]
     assert len(store.list_studies(tmp_path / "new.db")) == 1
+
+
+def test_a_clip_given_by_its_file_is_named_by_its_file_name_not_its_server_folder():
+    from steerseg_core.annotation.flow import ItemView
+
+    assert ItemView(video_id="/srv/data/clips/dog.mp4").video_label == "dog.mp4"
+    assert ItemView(video_id=r"C:\data\cat.mp4").video_label == "cat.mp4"
+    assert ItemView(video_id="blackswan").video_label == "blackswan"  # a benchmark id stays as it is

@@ -85,7 +85,7 @@ def render_view(view: flow.ItemView) -> tuple[Any, ...]:
         view.note,
         # asked only where there is a segmentation to judge
         gr.update(value=view.seg_label, visible=view.segmentation_question and bool(view.overlay_gif_path)),
-        f"**{view.progress_text}** — study “{_md(view.study_name)}”, video {_md(view.video_id)}",
+        f"**{view.progress_text}** — study “{_md(view.study_name)}”, video {_md(view.video_label)}",
         progress_bar_html(view.progress_fraction),
         view.item_number,
         _md(public_message(view.message)),

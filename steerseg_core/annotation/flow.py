@@ -8,7 +8,7 @@ the tests drive the same functions. Positions are 0-based here; the tab shows ``
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from ..access import check_password, password_required
 from ..config import LimitsConfig, ServiceConfig
@@ -51,6 +51,13 @@ class ItemView:
     def item_number(self) -> int:
         """1-based item number shown in the tab (0 when nothing is open)."""
         return self.position + 1
+
+    @property
+    def video_label(self) -> str:
+        """The video as the page names it: a clip given by its file (CSV / JSON lists) by its file
+        name, never the server folder it lives in; a benchmark video id as it is."""
+        vid = self.video_id or ""
+        return PureWindowsPath(vid).name if ("/" in vid or "\\" in vid) else vid
 
     @property
     def progress_text(self) -> str:
