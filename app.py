@@ -68,6 +68,17 @@ def configure_queue(demo: gr.Blocks, ctx: AppContext) -> gr.Blocks:
     return demo.queue(default_concurrency_limit=8, max_size=max(QUEUE_MAX_SIZE, 4 * ctx.config.limits.max_waiting_jobs))
 
 
+def start_cache_janitor(ctx: AppContext):
+    """Sweep Gradio's file cache of copies older than the outputs age (see ``ui.janitor``); started
+    by ``main`` (and by the load test's server, which launches the app as main does)."""
+    from ui.janitor import CacheJanitor
+
+    if ctx.gradio_cache_dir is None:
+        return None
+    age = float(ctx.outputs_max_age)
+    return CacheJanitor(ctx.gradio_cache_dir, age, every_s=min(3600.0, age)).start()
+
+
 def launch_kwargs(args: argparse.Namespace, ctx: AppContext) -> dict:
     from ui.annotate import ANNOTATE_SHORTCUTS_JS
     from ui.segment import SEGMENT_CSS
@@ -122,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         preload(ctx)
     demo = create_app(ctx)
     configure_queue(demo, ctx)
+    start_cache_janitor(ctx)
     demo.launch(**launch_kwargs(args, ctx))
 
 

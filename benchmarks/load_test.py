@@ -114,6 +114,7 @@ def serve(argv: list[str]) -> int:
     g.frame_max_tokens, g.cot_max_new_tokens, g.t_frame, g.t_video = 24, 16, 3, 4
     demo = app.create_app(ctx)
     app.configure_queue(demo, ctx)
+    app.start_cache_janitor(ctx)
     kwargs = app.launch_kwargs(app.parse_args(["--port", str(args.port)]), ctx)
 
     def stop(*_: Any) -> None:

@@ -176,6 +176,9 @@ class PathsConfig:
     # Seconds one run's downloads (and its app session) are kept.
     outputs_max_age: float = 6 * 3600.0
     examples: Path | None = None
+    # Gradio's own file cache (GRADIO_TEMP_DIR, Gradio's default otherwise): the app also sweeps
+    # files older than ``outputs_max_age`` there (Gradio's cleaner misses some copies under load).
+    gradio_cache: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gradio")
 
 
 def paths_from_env(env: Mapping[str, str] | None = None) -> PathsConfig:
@@ -187,6 +190,9 @@ def paths_from_env(env: Mapping[str, str] | None = None) -> PathsConfig:
         value = (env.get(f"STEERSEG_{name.upper()}") or "").strip()
         if value:
             setattr(paths, name, Path(value).expanduser())
+    gradio_cache = (env.get("GRADIO_TEMP_DIR") or "").strip()
+    if gradio_cache:
+        paths.gradio_cache = Path(gradio_cache).expanduser()
     age = (env.get("STEERSEG_OUTPUTS_MAX_AGE") or "").strip()
     if age:
         try:

@@ -235,3 +235,28 @@ def test_colour_scale_runs_from_blue_to_red():
     assert first[2] > first[0] and last[0] > last[2]  # jet: blue at 0, red at 1, as the heatmaps
     html = segment.colour_scale_html()
     assert "linear-gradient" in html and visualize.colormap_stops()[0] in html and "low attention" in html
+
+
+def test_the_cache_janitor_removes_only_old_files(tmp_path):
+    """Gradio's cleaner misses some copies under load; the janitor sweeps files older than the
+    outputs age (and the folders they leave empty), never younger ones."""
+    import os
+    import time
+
+    from ui.janitor import CacheJanitor, sweep
+
+    old, new = tmp_path / "a" / "image.webp", tmp_path / "b" / "masks.zip"
+    for p in (old, new):
+        p.parent.mkdir()
+        p.write_bytes(b"x")
+    past = time.time() - 100
+    os.utime(old, (past, past))  # an old modification time alone does not make a file old:
+    assert sweep(tmp_path, 50) == 0  # its ctime (a copy's arrival in the cache) is now
+    assert sweep(tmp_path, 50, now=time.time() + 60) == 2  # a minute later both are older than 50 s
+    assert list(tmp_path.iterdir()) == []  # emptied folders removed, the root kept
+    assert sweep(tmp_path / "missing", 1) == 0
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "young.png").write_bytes(b"y")
+    janitor = CacheJanitor(tmp_path, 3600, every_s=3600)
+    janitor.stop()  # the exit sweep: nothing young goes
+    assert (tmp_path / "c" / "young.png").exists()

@@ -53,18 +53,29 @@ def test_segment_in_browser(ctx, clip_mp4, tmp_path):  # noqa: F811
                     status.get_by_text(f"#{target} chosen").wait_for(timeout=60_000)
                     box = page.get_by_label(f"use candidate # (0–{n - 1})")
                     assert box.input_value() == str(target)
+                    page.wait_for_timeout(1000)  # let the gallery's own trailing events settle
+
+                    def use_candidate(value: str, expect: str, box=box, page=page, status=status) -> None:
+                        """Type a number, leave the box, press the button; retried: on a loaded
+                        machine a late event of the gallery can reset the box before the click."""
+                        for _ in range(3):
+                            box.fill(value)
+                            box.press("Tab")  # commit the value, as a user leaving the box does
+                            page.wait_for_timeout(300)
+                            page.get_by_role("button", name="Use this candidate").click()
+                            try:
+                                status.get_by_text(expect).wait_for(timeout=20_000)
+                                return
+                            except sync_api.TimeoutError:
+                                continue
+                        raise AssertionError(f"status never showed {expect!r}: {status.inner_text()!r}")
+
                     # an error leaves every result in place and stays readable in the status line
-                    box.fill("7")
-                    box.press("Tab")  # commit the value, as a user leaving the box does
-                    page.get_by_role("button", name="Use this candidate").click()
-                    status.get_by_text("candidate 7 does not exist").wait_for(timeout=60_000)
+                    use_candidate("7", "candidate 7 does not exist")
                     assert page.locator(".steerseg-gallery").nth(2).locator("button.thumbnail-item").count() == n
                     page.wait_for_timeout(500)
                     assert page.locator("[aria-colindex]", has_text="s_vid").count() >= 1
-                    box.fill(str(target))
-                    box.press("Tab")
-                    page.get_by_role("button", name="Use this candidate").click()
-                    status.get_by_text(f"#{target} chosen").wait_for(timeout=60_000)
+                    use_candidate(str(target), f"#{target} chosen")
                 shot = tmp_path / f"segment_{width}.png"
                 page.screenshot(path=str(shot), full_page=True)
                 assert shot.stat().st_size > 10_000

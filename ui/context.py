@@ -30,6 +30,7 @@ class AppContext:
     outputs_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "steerseg_outputs")
     # Seconds one run's downloads (and its app session) are kept.
     outputs_max_age: float = 6 * 3600.0
+    gradio_cache_dir: Path | None = None  # swept by ``ui.janitor`` (None: not swept)
     # The service switches (Space, training, password, allow-lists). None: read through
     # ``service_from_env`` at each use (a context built by hand, e.g. in a test); app.py fixes them
     # at startup.
@@ -44,7 +45,8 @@ class AppContext:
         """The context of an app configured by ``config``, ``paths`` and ``service`` (see app.py)."""
         return cls(config=config, db_path=paths.db, checkpoints_dir=paths.checkpoints, runs_dir=paths.runs,
                    cache_dir=paths.cache, examples_dir=paths.examples, outputs_dir=paths.outputs,
-                   outputs_max_age=paths.outputs_max_age, service_config=service)
+                   outputs_max_age=paths.outputs_max_age, service_config=service,
+                   gradio_cache_dir=paths.gradio_cache)
 
     @property
     def tiny_models_dir(self) -> Path:
