@@ -21,6 +21,24 @@ FRAME_NORMALISATIONS = ("per_keyframe", "joint")
 DEFAULT_SAM2 = "large"
 
 
+def positive_env_number(env: Mapping[str, str], name: str, kind: type = float) -> Any:
+    """The positive ``kind`` (int or float) in variable ``name``, or None when it is unset; any other
+    value is an ``InputError`` naming the variable."""
+    from .errors import InputError
+
+    text = (env.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise InputError(f"{name} must be a {'number' if kind is float else 'whole number'}, "
+                         f"got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be greater than 0, got {text!r}")
+    return value
+
+
 @dataclass
 class LimitsConfig:
     """Input limits, enforced by the core (video reader, prompts, app, CLI alike).
@@ -51,24 +69,13 @@ class LimitsConfig:
         ``STEERSEG_MAX_CONCURRENT_JOBS``, ``STEERSEG_MAX_WAITING_JOBS``, ``STEERSEG_MAX_GIF_BYTES``,
         ``STEERSEG_MAX_GIF_FRAMES`` and ``STEERSEG_MAX_DECODED_MB`` where set. A value that is not a positive number is an
         ``InputError`` naming the variable."""
-        from .errors import InputError
-
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            name = f"STEERSEG_{f.name.upper()}"
-            text = (env.get(name) or "").strip()
-            if not text:
-                continue
             kind = float if f.type in ("float", float) else int
-            try:
-                value = kind(text)
-            except ValueError:
-                raise InputError(f"{name} must be a {'number' if kind is float else 'whole number'}, "
-                                 f"got {text!r}") from None
-            if not (value > 0 and math.isfinite(value)):
-                raise InputError(f"{name} must be greater than 0, got {text!r}")
-            values[f.name] = value
+            value = positive_env_number(env, f"STEERSEG_{f.name.upper()}", kind)
+            if value is not None:
+                values[f.name] = value
         return cls(**values)
 
 
@@ -241,21 +248,11 @@ def service_from_env(env: Mapping[str, str] | None = None) -> ServiceConfig:
     """``ServiceConfig`` from SPACE_ID, STEERSEG_ALLOW_TRAINING, STEERSEG_ANNOTATE_PASSWORD,
     STEERSEG_GPU_DURATION, STEERSEG_MAX_CACHED_MODELS, HF_HUB_OFFLINE, STEERSEG_ALLOWED_BACKBONES,
     STEERSEG_ALLOWED_SAM2 and STEERSEG_TRAIN_ARGS."""
-    from .errors import InputError
-
     env = os.environ if env is None else env
 
     def positive_int(name: str, default: int) -> int:
-        text = (env.get(name) or "").strip()
-        if not text:
-            return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise InputError(f"{name} must be a whole number, got {text!r}") from None
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, got {text!r}")
-        return value
+        value = positive_env_number(env, name, int)
+        return default if value is None else value
 
     def names(name: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(x.strip() for x in (env.get(name) or "").split(",") if x.strip()))

@@ -46,6 +46,12 @@ class GpuJob:
     frame: int | None = None  # ``readouts_on_gpu``: the keyframe (None = the chosen tracklet's)
     attributes: str = ""  # ``attributes_on_gpu``: the user's attributes
 
+    def clip(self) -> Any:
+        """The clip, decoded here (in the GPU process) from its path, under the job's limits."""
+        from steerseg_core.video import load_clip
+
+        return load_clip(self.video, self.config.limits)
+
 
 def gpu_seconds(job: GpuJob, *_args: Any, **_kwargs: Any) -> int:
     """The ZeroGPU slot for ``job``: ``BASE_SECONDS`` + frames × keyframes (the most candidates) ×
@@ -75,9 +81,7 @@ def segment_on_gpu(job: GpuJob, progress: Callable[[str, float], None] | None = 
     """The whole method on ``job.video``. ``progress`` is for in-process runs only (it does not
     pickle); the app passes ``None`` on a Space."""
     from steerseg_core.pipeline import SteerSeg
-    from steerseg_core.video import load_clip
-
-    clip = load_clip(job.video, job.config.limits)
+    clip = job.clip()
     return SteerSeg(job.config).run(clip, job.expression, progress=progress)
 
 
@@ -85,9 +89,7 @@ def segment_on_gpu(job: GpuJob, progress: Callable[[str, float], None] | None = 
 def refine_on_gpu(job: GpuJob) -> Any:
     """Re-propagate ``job.result``'s chosen tracklet with ``job.clicks``."""
     from steerseg_core.pipeline import SteerSeg
-    from steerseg_core.video import load_clip
-
-    clip = load_clip(job.video, job.config.limits)
+    clip = job.clip()
     return SteerSeg(job.config).refine(job.result, clip, list(job.clicks))
 
 
@@ -95,9 +97,7 @@ def refine_on_gpu(job: GpuJob) -> Any:
 def readouts_on_gpu(job: GpuJob) -> Any:
     """The five readouts of ``job.result`` at ``job.frame`` (``SteerSeg.compare_readouts``)."""
     from steerseg_core.pipeline import SteerSeg
-    from steerseg_core.video import load_clip
-
-    clip = load_clip(job.video, job.config.limits)
+    clip = job.clip()
     return SteerSeg(job.config).compare_readouts(job.result, clip, job.frame)
 
 
@@ -105,9 +105,7 @@ def readouts_on_gpu(job: GpuJob) -> Any:
 def attributes_on_gpu(job: GpuJob) -> Any:
     """Counterfactual attributes: ``job.result`` re-run with ``job.attributes`` (no new CoT)."""
     from steerseg_core.pipeline import SteerSeg
-    from steerseg_core.video import load_clip
-
-    clip = load_clip(job.video, job.config.limits)
+    clip = job.clip()
     return SteerSeg(job.config).with_attributes(job.result, clip, job.attributes)
 
 
